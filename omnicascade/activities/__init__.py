@@ -1,0 +1,1 @@
+"""All I/O the workflows need: deliver a step, record how an enrollment ended."""

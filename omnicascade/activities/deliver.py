@@ -1,0 +1,190 @@
+"""deliver_step: the only place a message leaves omnicascade.
+
+Order matters and is the whole point of this module:
+1. the delivery ledger row decides whether this step already happened (promise 2);
+2. a matching conversion recorded since the enrollment started skips the send (promise 1);
+3. a suppressed address or a missing one skips the send (promise 3);
+4. the row is committed as `sending` BEFORE the provider is called, and marked `sent`
+   after; a retry that finds `sending` marks it `unknown` and never resends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from omnicascade.channels.base import Channel, Message, PermanentSendError, RetryableSendError
+from omnicascade.config import Settings
+from omnicascade.db.models import ConversionEvent, Customer, Delivery, Enrollment, Run, \
+    Suppression, utcnow
+from omnicascade.db.session import session_scope
+from omnicascade.enroll import run_spec
+from omnicascade.links import unsubscribe_url
+from omnicascade.templates.render import RenderError, build_context, render_message
+from omnicascade.workflows.types import DeliverInput, DeliverResult, StepPlan
+
+ADDRESS_FIELD = {"email": "email", "sms": "phone", "telegram": "telegram_chat_id",
+                 "push": "push_token"}
+FINAL = ("sent", "failed", "skipped", "unknown")
+
+
+@dataclass
+class Prepared:
+    message: Message | None = None
+    result: DeliverResult | None = None
+
+
+def _result(row: Delivery) -> DeliverResult:
+    return DeliverResult(row.id, row.status, row.reason, row.provider_message_id)
+
+
+def _record(session: Session, row: Delivery | None, base: dict, status: str,
+            reason: str | None) -> DeliverResult:
+    if row is None:
+        row = Delivery(**base)
+        session.add(row)
+    row.status, row.reason = status, reason
+    session.flush()
+    return _result(row)
+
+
+def converted_since_enrollment(enrollment: Enrollment, *, session: Session) -> bool:
+    if not enrollment.conversion_events:
+        return False
+    since = enrollment.enrolled_at - timedelta(seconds=enrollment.lookback_s)
+    return bool(session.scalar(select(exists().where(
+        ConversionEvent.customer_id == enrollment.customer_id,
+        ConversionEvent.type.in_(enrollment.conversion_events),
+        ConversionEvent.occurred_at >= since))))
+
+
+def is_suppressed(channel: str, address: str, *, session: Session) -> bool:
+    return bool(session.scalar(select(exists().where(Suppression.channel == channel,
+                                                     Suppression.address == address))))
+
+
+def prepare(inp: DeliverInput, settings: Settings, *, session: Session) -> Prepared:
+    step: StepPlan = inp.step
+    delivery_id = f"{inp.enrollment_id}:{step.key}"
+    row = session.get(Delivery, delivery_id)
+    if row is not None and row.status in FINAL:
+        return Prepared(result=_result(row))
+    if row is not None and row.status == "sending":
+        # A previous attempt died between "about to call the provider" and "provider
+        # answered": it may have gone out. Never send twice; surface it instead.
+        return Prepared(result=_record(session, row, {}, "unknown",
+                                       "attempt died during the provider call; not resent"))
+    enrollment = session.get(Enrollment, inp.enrollment_id)
+    if enrollment is None:
+        raise ApplicationError(f"enrollment {inp.enrollment_id} not found", non_retryable=True)
+    run = session.get(Run, enrollment.run_id)
+    assert run is not None
+    customer = session.get(Customer, enrollment.customer_id)
+    base = dict(id=delivery_id, enrollment_id=enrollment.id, run_id=run.id,
+                customer_id=enrollment.customer_id, step_key=step.key, step_index=step.index,
+                phase=step.phase, channel=step.channel, template=step.template, attempts=0)
+    if step.phase == "cascade" and converted_since_enrollment(enrollment, session=session):
+        return Prepared(result=_record(session, row, base, "skipped", "converted"))
+    address = getattr(customer, ADDRESS_FIELD[step.channel], None) if customer else None
+    if not address:
+        return Prepared(result=_record(session, row, base, "skipped", "no_address"))
+    if is_suppressed(step.channel, address, session=session):
+        return Prepared(result=_record(session, row, base, "skipped", "unsubscribed"))
+    spec = run_spec(run)
+    unsub = unsubscribe_url(settings, enrollment.id, step.channel)
+    try:
+        rendered = render_message(
+            run.snapshot["templates"].get(step.template, {}),
+            build_context(customer=_customer_dict(customer),
+                          event=enrollment.event_data,
+                          promo={"code": enrollment.promo_code,
+                                 "discount": spec.promo.discount if spec.promo else None}
+                          if enrollment.promo_code else {},
+                          campaign={"name": spec.campaign, "description": spec.description,
+                                    "run_id": run.id},
+                          unsubscribe_url=unsub,
+                          step={"key": step.key, "channel": step.channel},
+                          variant=enrollment.variant),
+            template=step.template)
+    except RenderError as exc:
+        return Prepared(result=_record(session, row, base, "failed", f"template: {exc}"))
+    if row is None:
+        row = Delivery(**base)
+        session.add(row)
+    row.status, row.reason, row.to_address = "sending", None, address
+    row.attempts = (row.attempts or 0) + 1
+    session.flush()
+    return Prepared(message=Message(
+        delivery_id=delivery_id, channel=step.channel, to=address, body=rendered.body,
+        subject=rendered.subject, html=rendered.html, title=rendered.title,
+        customer_id=enrollment.customer_id, run_id=run.id, step=step.key,
+        campaign=spec.campaign, unsubscribe_url=unsub))
+
+
+def _customer_dict(customer: Customer | None) -> dict:
+    from omnicascade.customers import customer_dict
+    return customer_dict(customer) if customer else {}
+
+
+def finish(delivery_id: str, status: str, reason: str | None, provider: str | None,
+           message_id: str | None, suppress: tuple[str, str] | None = None, *,
+           session: Session) -> DeliverResult:
+    row = session.get(Delivery, delivery_id)
+    assert row is not None
+    row.status, row.reason, row.provider, row.provider_message_id = (status, reason, provider,
+                                                                     message_id)
+    if status == "sent":
+        row.sent_at = utcnow()
+    if suppress:
+        session.add(Suppression(channel=suppress[0], address=suppress[1], reason=reason or ""))
+    session.flush()
+    return _result(row)
+
+
+class DeliverActivities:
+    def __init__(self, settings: Settings, channels: dict[str, Channel]):
+        self.settings = settings
+        self.channels = channels
+
+    def _tx(self, fn, *args, **kwargs):  # noqa: ANN001, ANN202
+        with session_scope(self.settings.db_url) as session:
+            return fn(*args, session=session, **kwargs)
+
+    async def _db(self, fn, *args, **kwargs):  # noqa: ANN001, ANN202
+        return await asyncio.to_thread(self._tx, fn, *args, **kwargs)
+
+    @activity.defn(name="deliver_step")
+    async def deliver_step(self, inp: DeliverInput) -> DeliverResult:
+        try:
+            prepared: Prepared = await self._db(prepare, inp, self.settings)
+        except IntegrityError:  # a concurrent attempt inserted the row first: re-read it
+            prepared = await self._db(prepare, inp, self.settings)
+        if prepared.result is not None:
+            return prepared.result
+        message = prepared.message
+        assert message is not None
+        channel = self.channels[message.channel]
+        try:
+            sent = await channel.send(message)
+        except RetryableSendError as exc:
+            await self._db(finish, message.delivery_id, "retrying", exc.reason,
+                           channel.provider, None)
+            raise ApplicationError(f"not sent, will retry: {exc.reason}",
+                                   next_retry_delay=timedelta(seconds=exc.retry_after)
+                                   if exc.retry_after else None) from None
+        except PermanentSendError as exc:
+            return await self._db(finish, message.delivery_id, "failed", exc.reason,
+                                  channel.provider, None,
+                                  (message.channel, message.to) if exc.suppress else None)
+        except Exception as exc:  # noqa: BLE001 — ambiguous: it may have gone out
+            return await self._db(finish, message.delivery_id, "unknown",
+                                  f"{type(exc).__name__}: {exc}", channel.provider, None)
+        return await self._db(finish, message.delivery_id, "sent", None, sent.provider,
+                              sent.message_id)

@@ -1,0 +1,1 @@
+"""HTTP API for the shop's backend: customers, trigger events, conversions, webhooks."""

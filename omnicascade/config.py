@@ -1,0 +1,144 @@
+"""Settings: one class, environment variables OMNICASCADE_*, optional .env file.
+
+The embedded default needs no configuration at all. Anything that points at shared
+infrastructure (Temporal cluster, PostgreSQL) or holds a secret comes from here.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "test", "placeholder", "xxx"}
+DEFAULT_SEARCH_ATTRIBUTES = ("OmnicascadeCampaign", "OmnicascadeRun", "OmnicascadeCustomer",
+                             "OmnicascadeStatus")
+
+
+class ConfigError(Exception):
+    """A configuration mistake the operator must fix; shown without a traceback."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OMNICASCADE_", env_file=".env",
+                                      extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    home: Path = Path(".omnicascade")
+    database_url: str | None = None
+
+    temporal_address: str | None = None  # unset → the embedded dev server
+    temporal_namespace: str = "default"
+    temporal_tls: bool = False
+    temporal_api_key: str | None = None
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    task_queue: str = "omnicascade"
+    # Registering custom search attributes needs the dev server or an operator; a cluster
+    # without them can switch them off rather than failing every workflow task.
+    search_attributes: bool = True
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8787
+    public_url: str | None = None  # base for links in messages (unsubscribe); default: API
+    webhook_secret: str | None = None
+    signature_tolerance_s: int = 300
+    max_body_bytes: int = 1_000_000
+
+    # Activity behaviour — configuration, not constants in code.
+    send_timeout_s: float = 30.0
+    send_max_attempts: int = 10
+    send_initial_retry_s: float = 1.0
+    signal_timeout_s: float = 5.0
+    start_concurrency: int = 64
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.env == "production":
+            if self.webhook_secret is None or self.webhook_secret.strip().lower() in \
+                    PLACEHOLDER_SECRETS or len(self.webhook_secret) < 16:
+                raise ValueError("OMNICASCADE_WEBHOOK_SECRET must be set to a real secret "
+                                 "(16+ characters) when OMNICASCADE_ENV=production")
+        return self
+
+    # ---- derived -------------------------------------------------------------------
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home_dir / 'omnicascade.db'}"
+
+    @property
+    def embedded(self) -> bool:
+        return self.temporal_address is None
+
+    @property
+    def server_file(self) -> Path:
+        return self.home_dir / "server.json"
+
+    @property
+    def secret_file(self) -> Path:
+        return self.home_dir / "webhook_secret"
+
+    @cached_property
+    def running_server(self) -> dict | None:
+        """What `omnicascade server` wrote about itself, if it is running here."""
+        try:
+            return json.loads(self.server_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def resolved_temporal_address(self) -> str:
+        if self.temporal_address:
+            return self.temporal_address
+        info = self.running_server
+        if info and info.get("temporal_address"):
+            return str(info["temporal_address"])
+        raise ConfigError(
+            "No Temporal server to talk to: start the embedded stack with "
+            "`omnicascade server` (in another terminal), or set OMNICASCADE_TEMPORAL_ADDRESS.")
+
+    def api_base_url(self) -> str:
+        info = self.running_server
+        if info and info.get("api_url"):
+            return str(info["api_url"])
+        return f"http://{self.api_host}:{self.api_port}"
+
+    def link_base_url(self) -> str:
+        return (self.public_url or self.api_base_url()).rstrip("/")
+
+    def resolved_webhook_secret(self, create: bool = False) -> str:
+        """The HMAC secret: from the environment, else the one generated in the state dir."""
+        if self.webhook_secret:
+            return self.webhook_secret
+        if self.env == "production":
+            raise ConfigError("OMNICASCADE_WEBHOOK_SECRET is required in production")
+        path = self.secret_file
+        if path.exists():
+            return path.read_text().strip()
+        if not create:
+            raise ConfigError(
+                f"No webhook secret: set OMNICASCADE_WEBHOOK_SECRET or start "
+                f"`omnicascade server` once to generate {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_hex(32)
+        path.write_text(value + "\n")
+        path.chmod(0o600)
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:  # pydantic ValidationError is a ValueError
+        raise ConfigError(str(exc)) from None
+

@@ -1,0 +1,133 @@
+"""Record a conversion, then stop every affected cascade (guard 1 of promise 1).
+
+The row is committed before any signal is sent; the deliver activity re-reads it before
+every send (guard 2), so a signal that is lost or late never lets a message through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from omnicascade.db.models import ConversionEvent, Enrollment, to_utc_naive, utcnow
+from omnicascade.workflows import search
+from omnicascade.workflows.types import ConversionSignal
+
+log = logging.getLogger(__name__)
+LIVE = ("pending", "active")
+
+
+class ConversionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    event_id: str = Field(min_length=1, max_length=255)
+    type: str = Field(min_length=1, max_length=128)
+    customer_id: str | None = Field(default=None, min_length=1, max_length=255)
+    promo_code: str | None = Field(default=None, min_length=1, max_length=64)
+    order_id: str | None = Field(default=None, max_length=255)
+    amount: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    occurred_at: datetime | None = None
+    data: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _who(self) -> ConversionIn:
+        if not self.customer_id and not self.promo_code:
+            raise ValueError("give customer_id or promo_code")
+        return self
+
+
+class ConversionRejected(ValueError):
+    """The conversion names something we do not know (e.g. an unknown promo code)."""
+
+
+@dataclass
+class ConversionOutcome:
+    event_id: str
+    customer_id: str
+    stopped: int
+    duplicate: bool
+    to_signal: list[str]  # enrollment ids
+    type: str = ""
+
+    def body(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "customer_id": self.customer_id,
+                "stopped": self.stopped}
+
+
+def record_conversion(data: ConversionIn, *, session: Session) -> ConversionOutcome:
+    """Store the conversion (idempotent by event_id) and mark matching enrollments converted.
+    The caller commits, then signals `to_signal`."""
+    existing = session.scalar(select(ConversionEvent).where(ConversionEvent.event_id ==
+                                                            data.event_id))
+    if existing is not None:
+        return ConversionOutcome(existing.event_id, existing.customer_id, existing.stopped,
+                                 True, [], existing.type)
+    customer_id = data.customer_id
+    if data.promo_code:
+        owner = session.scalar(select(Enrollment.customer_id)
+                               .where(Enrollment.promo_code == data.promo_code.upper()))
+        if owner is None:
+            raise ConversionRejected(f"unknown promo code {data.promo_code!r}")
+        if customer_id and customer_id != owner:
+            raise ConversionRejected(f"promo code {data.promo_code!r} was issued to another "
+                                     f"customer than {customer_id!r}")
+        customer_id = owner
+    assert customer_id is not None
+    now = utcnow()
+    occurred = to_utc_naive(data.occurred_at) if data.occurred_at else now
+    matches = [e for e in session.scalars(select(Enrollment).where(
+        Enrollment.customer_id == customer_id, Enrollment.converted_at.is_(None),
+        Enrollment.status.in_(LIVE + ("completed",))))
+        if data.type in (e.conversion_events or [])
+        and occurred >= e.enrolled_at - timedelta(seconds=e.lookback_s)]
+    live = [e.id for e in matches if e.status in LIVE]
+    for e in matches:
+        e.converted_at = occurred
+        e.conversion_event_id = data.event_id
+    row = ConversionEvent(event_id=data.event_id, type=data.type, customer_id=customer_id,
+                          promo_code=data.promo_code.upper() if data.promo_code else None,
+                          order_id=data.order_id, amount=data.amount,
+                          currency=data.currency.upper() if data.currency else None,
+                          data=data.data, occurred_at=occurred, recorded_at=now,
+                          stopped=len(live))
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:  # a concurrent request with the same event_id won the race
+        session.rollback()
+        existing = session.scalar(select(ConversionEvent).where(
+            ConversionEvent.event_id == data.event_id))
+        assert existing is not None
+        return ConversionOutcome(existing.event_id, existing.customer_id, existing.stopped,
+                                 True, [], existing.type)
+    return ConversionOutcome(data.event_id, customer_id, len(live), False, live, data.type)
+
+
+async def signal_conversion(client: Client, outcome: ConversionOutcome,
+                            timeout_s: float = 5.0) -> int:
+    """Signal each live cascade; returns how many signals were delivered. Failures are
+    logged, not raised: the send-time guard already covers them."""
+    sig = ConversionSignal(outcome.event_id, outcome.type)
+
+    async def one(enrollment_id: str) -> bool:
+        handle = client.get_workflow_handle(search.workflow_id(enrollment_id))
+        try:
+            await asyncio.wait_for(handle.signal("conversion", sig), timeout_s)
+            return True
+        except (RPCError, asyncio.TimeoutError, OSError) as exc:
+            log.warning("conversion %s: signal to %s not delivered (%s); the send-time "
+                        "guard will stop it", outcome.event_id, enrollment_id, exc)
+            return False
+    results = await asyncio.gather(*(one(e) for e in outcome.to_signal))
+    return sum(results)

@@ -1,0 +1,1 @@
+"""Application database: models, sessions, migrations and repository functions."""

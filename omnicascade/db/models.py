@@ -1,0 +1,161 @@
+"""Tables. Times are naive UTC everywhere (SQLite has no time zones; PostgreSQL gets the same)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, \
+    UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def to_utc_naive(value: datetime) -> datetime:
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    telegram_chat_id: Mapped[str | None] = mapped_column(String(64))
+    push_token: Mapped[str | None] = mapped_column(String(4096))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(64), index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # The validated spec and every template source, frozen at launch: editing the files
+    # later never changes what an in-flight cascade sends.
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    trigger_event: Mapped[str | None] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # enrolling|listening|running|stopped
+    time_scale: Mapped[float] = mapped_column(Float, default=1.0)
+    audience_total: Mapped[int] = mapped_column(Integer, default=0)
+    launcher_heartbeat: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+    __table_args__ = (UniqueConstraint("run_id", "customer_id", name="uq_enrollment_run_customer"),
+                      Index("ix_enrollments_customer_status", "customer_id", "status"),
+                      Index("ix_enrollments_run_status", "run_id", "status"))
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # opaque, no PII
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    customer_id: Mapped[str] = mapped_column(String(255))
+    variant: Mapped[str] = mapped_column(String(64), default="default")
+    # pending (row written, workflow not yet confirmed) → active → completed | converted;
+    # or excluded (never started, exit_reason says why)
+    status: Mapped[str] = mapped_column(String(16))
+    exit_reason: Mapped[str | None] = mapped_column(String(64))
+    promo_code: Mapped[str | None] = mapped_column(String(64), unique=True)
+    event_data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    trigger_event_id: Mapped[str | None] = mapped_column(String(255))
+    conversion_events: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    lookback_s: Mapped[int] = mapped_column(Integer, default=0)
+    enrolled_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    converted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    conversion_event_id: Mapped[str | None] = mapped_column(String(255))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Delivery(Base):
+    """The delivery ledger: one row per (enrollment, step), inserted before the provider call."""
+    __tablename__ = "deliveries"
+    id: Mapped[str] = mapped_column(String(160), primary_key=True)  # "{enrollment}:{step}"
+    enrollment_id: Mapped[str] = mapped_column(String(64), index=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str] = mapped_column(String(255), index=True)
+    step_key: Mapped[str] = mapped_column(String(32))
+    step_index: Mapped[int] = mapped_column(Integer)
+    phase: Mapped[str] = mapped_column(String(16))  # cascade | follow_up
+    channel: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(128))
+    # sending → sent | failed | retrying; skipped; unknown (died mid-call, never resent)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    provider: Mapped[str | None] = mapped_column(String(32))
+    provider_message_id: Mapped[str | None] = mapped_column(String(255))
+    to_address: Mapped[str | None] = mapped_column(String(4096))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class OutboxMessage(Base):
+    """What the outbox provider 'sent': rendered and stored, never delivered."""
+    __tablename__ = "outbox_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(160), unique=True)
+    customer_id: Mapped[str] = mapped_column(String(255), index=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    step: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))
+    to_address: Mapped[str] = mapped_column(String(4096))
+    subject: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ConversionEvent(Base):
+    __tablename__ = "conversions"
+    __table_args__ = (Index("ix_conversions_customer_type", "customer_id", "type", "occurred_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    type: Mapped[str] = mapped_column(String(128))
+    customer_id: Mapped[str] = mapped_column(String(255))
+    promo_code: Mapped[str | None] = mapped_column(String(64))
+    order_id: Mapped[str | None] = mapped_column(String(255))
+    amount: Mapped[float | None] = mapped_column(Float)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    stopped: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class InboundEvent(Base):
+    """Trigger events from the shop, stored before anything acts on them."""
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    customer_id: Mapped[str] = mapped_column(String(255), index=True)
+    type: Mapped[str] = mapped_column(String(128))
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    enrolled: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Suppression(Base):
+    """Consent is law: an address here is never messaged again on that channel."""
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("channel", "address", name="uq_suppression"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(4096))
+    reason: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,30 @@
+"""Scaled deployment pieces: a worker process and an API process, each started on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import uvicorn
+
+from omnicascade.config import Settings
+from omnicascade.temporal_client import connect
+from omnicascade.worker import run_worker
+
+
+async def run_worker_process(settings: Settings) -> None:
+    client = await connect(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"worker polling task queue '{settings.task_queue}' on "
+          f"{settings.resolved_temporal_address()}", flush=True)
+    await run_worker(client, settings, stop)
+
+
+def run_api_process(settings: Settings, *, host: str | None = None,
+                    port: int | None = None) -> None:
+    from omnicascade.api.app import create_app
+    uvicorn.run(create_app(settings), host=host or settings.api_host,
+                port=port or settings.api_port, log_level="info")

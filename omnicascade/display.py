@@ -1,0 +1,95 @@
+"""Rich tables for people; the CLI prints JSON instead when asked with --json."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def print_json(data: Any) -> None:
+    # Plain print: rich would wrap long lines and break machine parsing.
+    print(json.dumps(data, indent=2, default=str))
+
+
+def runs_table(rows: list[dict[str, Any]]) -> Table:
+    t = Table(title="Runs")
+    for col in ("run", "campaign", "status", "enrolled", "excluded", "active", "converted",
+                "rate", "created"):
+        t.add_column(col, justify="right" if col in ("enrolled", "excluded", "active",
+                                                     "converted", "rate") else "left")
+    for r in rows:
+        t.add_row(r["run_id"], r["campaign"], r["status"], str(r["enrolled"]),
+                  str(r["excluded"]), str(r["active"]), str(r["converted"]),
+                  f"{r['conversion_rate']:.1%}", (r["created_at"] or "")[:19])
+    return t
+
+
+def funnel_table(run: dict[str, Any]) -> Table:
+    t = Table(title=f"{run['campaign']} · {run['run_id']} · {run['status']}")
+    for col in ("step", "channel", "sent", "skipped", "failed", "skip reasons"):
+        t.add_column(col, justify="right" if col in ("sent", "skipped", "failed") else "left")
+    for s in run["steps"]:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["skipped_by_reason"].items()))
+        sent = str(s["sent"]) + (f" ({s['unknown']} unknown)" if s.get("unknown") else "")
+        t.add_row(str(s["index"] + 1), s["channel"], sent, str(s["skipped"]),
+                  str(s["failed"]), reasons)
+    for s in run.get("after_conversion", []):
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["skipped_by_reason"].items()))
+        t.add_row(f"after {s['index'] + 1}", s["channel"], str(s["sent"]), str(s["skipped"]),
+                  str(s["failed"]), reasons)
+    return t
+
+
+def run_summary(run: dict[str, Any]) -> str:
+    enrolled, conv = run["enrolled"], run["converted"]
+    rate = f"{conv / enrolled:.1%}" if enrolled else "–"
+    lines = [f"enrolled {enrolled} · excluded (already converted) {run['excluded']} · "
+             f"still active {run['active']} · converted {conv} ({rate})",
+             f"messages after a recorded conversion: {run['sent_after_conversion']}"]
+    if len(run["variants"]) > 1:
+        lines.append("variants: " + ", ".join(f"{k}: {v['converted']}/{v['enrolled']}"
+                                              for k, v in sorted(run["variants"].items())))
+    return "\n".join(lines)
+
+
+def outbox_table(rows: list[dict[str, Any]]) -> Table:
+    t = Table(title=f"Outbox ({len(rows)} messages)")
+    for col in ("sent", "customer", "step", "channel", "to", "subject / text"):
+        t.add_column(col, overflow="fold")
+    for m in rows:
+        text = m["subject"] or m["body"].replace("\n", " ")
+        t.add_row((m["sent_at"] or "")[11:19], m["customer_id"], m["step"], m["channel"],
+                  m["to"], text[:70] + ("…" if len(text) > 70 else ""))
+    return t
+
+
+def customer_view(data: dict[str, Any]) -> list[Any]:
+    c = data["customer"]
+    header = (f"[bold]{c['id']}[/] email={c['email'] or '–'} phone={c['phone'] or '–'} "
+              f"telegram={c['telegram_chat_id'] or '–'} push={'yes' if c['push_token'] else '–'}"
+              f" tz={c['timezone'] or '–'}")
+    t = Table(title="Timeline")
+    for col in ("at", "what", "detail"):
+        t.add_column(col, overflow="fold")
+    events = []
+    for e in data["enrollments"]:
+        events.append((e["enrolled_at"], "enrolled", f"{e['campaign']} ({e['run_id']}) "
+                       f"status={e['status']}" + (f" reason={e['exit_reason']}"
+                                                  if e["exit_reason"] else "")
+                       + (f" promo={e['promo_code']}" if e["promo_code"] else "")))
+    for m in data["messages"]:
+        events.append((m["at"], f"{m['channel']} {m['status']}",
+                       f"step {m['step']} {m['template']}" + (f" ({m['reason']})"
+                                                               if m["reason"] else "")))
+    for cv in data["conversions"]:
+        events.append((cv["occurred_at"], "converted", f"{cv['type']} {cv['event_id']}"
+                       + (f" promo={cv['promo_code']}" if cv["promo_code"] else "")))
+    for at, what, detail in sorted(events, key=lambda x: x[0] or ""):
+        t.add_row((at or "")[:19], what, detail)
+    return [header, t]

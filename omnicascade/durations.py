@@ -1,0 +1,38 @@
+"""Durations as marketers write them: `90s`, `15m`, `24h`, `3d` (and combinations: `1h30m`)."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+)([smhdw])")
+_WHOLE = re.compile(r"^(?:\d+[smhdw])+$")
+
+
+def parse_duration(value: object) -> int:
+    """Return whole seconds, or raise ValueError with a plain-words reason."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration; write e.g. 90s, 15m, 24h or 3d")
+    if isinstance(value, int):
+        if value == 0:
+            return 0
+        raise ValueError(f"{value} has no unit; write e.g. {value}s, {value}m, {value}h or {value}d")
+    text = str(value).strip().lower().replace(" ", "")
+    if text == "0":
+        return 0
+    if not _WHOLE.match(text):
+        raise ValueError(f"{value!r} is not a duration; write e.g. 90s, 15m, 24h or 3d")
+    return sum(int(n) * _UNITS[u] for n, u in _PART.findall(text))
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds == 0:
+        return "0s"
+    out = []
+    for unit in ("d", "h", "m", "s"):
+        size = _UNITS[unit]
+        if seconds >= size:
+            out.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(out)

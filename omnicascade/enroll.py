@@ -1,0 +1,201 @@
+"""Runs and enrollments: write the rows first (one per run and customer, enforced in SQL),
+then start one CustomerCascade per enrollment with a deterministic workflow id.
+
+Because the rows are committed before any workflow starts and starting is idempotent, a
+launcher that dies halfway loses nothing: the worker's reconciler starts whatever is
+still `pending`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, \
+    WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from omnicascade.config import Settings
+from omnicascade.db.models import ConversionEvent, Enrollment, Run, utcnow
+from omnicascade.spec import CampaignSpec, LoadedCampaign, spec_from_snapshot
+from omnicascade.workflows import search
+from omnicascade.workflows.types import CascadeInput, StepPlan
+
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud
+_RANDOM = re.compile(r"\{random:(\d+)\}")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def create_run(loaded: LoadedCampaign, *, session: Session, time_scale: float = 1.0,
+               audience_total: int = 0) -> Run:
+    spec = loaded.spec
+    run = Run(id=new_id("run"), campaign=spec.campaign, description=spec.description,
+              snapshot=loaded.snapshot(),
+              trigger_event=spec.trigger.event if spec.trigger else None,
+              status="listening" if spec.trigger else "running", time_scale=time_scale,
+              audience_total=audience_total)
+    session.add(run)
+    session.flush()
+    return run
+
+
+_spec_cache: dict[str, CampaignSpec] = {}
+
+
+def run_spec(run: Run) -> CampaignSpec:
+    """Runs are immutable once launched, so their parsed spec is cached per process."""
+    spec = _spec_cache.get(run.id)
+    if spec is None:
+        spec = _spec_cache[run.id] = spec_from_snapshot(run.snapshot)
+    return spec
+
+
+def plan(spec: CampaignSpec, variant: str = "default") -> tuple[list[StepPlan], list[StepPlan]]:
+    steps = spec.steps
+    if spec.experiment and variant in spec.experiment.variants:
+        steps = spec.experiment.variants[variant].steps or steps
+    cascade = [StepPlan(str(i), i, s.channel, s.template, s.wait) for i, s in enumerate(steps)]
+    follow = [StepPlan(f"ac{i}", i, f.channel, f.template, f.delay, phase="follow_up")
+              for i, f in enumerate(spec.after_conversion)]
+    return cascade, follow
+
+
+def promo_code(pattern: str) -> str:
+    return _RANDOM.sub(lambda m: "".join(secrets.choice(_CODE_ALPHABET)
+                                         for _ in range(int(m.group(1)))), pattern)
+
+
+def _unique_codes(pattern: str, n: int, *, session: Session) -> list[str]:
+    codes: list[str] = []
+    while len(codes) < n:
+        batch = {promo_code(pattern) for _ in range(n - len(codes))} - set(codes)
+        taken = set(session.scalars(select(Enrollment.promo_code)
+                                    .where(Enrollment.promo_code.in_(list(batch)))))
+        codes.extend(batch - taken)
+    return codes
+
+
+def converted_within_lookback(spec: CampaignSpec, customer_ids: Sequence[str], *,
+                              session: Session) -> set[str]:
+    """Customers whose matching conversion falls in [now - lookback, now]: not enrolled."""
+    if not spec.conversion_events or not customer_ids:
+        return set()
+    since = utcnow() - timedelta(seconds=spec.lookback_s)
+    found: set[str] = set()
+    for start in range(0, len(customer_ids), 500):
+        found.update(session.scalars(
+            select(ConversionEvent.customer_id).where(
+                ConversionEvent.customer_id.in_(customer_ids[start:start + 500]),
+                ConversionEvent.type.in_(spec.conversion_events),
+                ConversionEvent.occurred_at >= since)))
+    return found
+
+
+def enroll_customers(run: Run, customer_ids: Sequence[str], *, session: Session,
+                     event_id: str | None = None,
+                     event_data: dict[str, Any] | None = None) -> list[Enrollment]:
+    """Insert enrollment rows for customers not yet in this run; returns the new rows
+    (status `pending`, or `excluded` with exit_reason `converted`)."""
+    spec = run_spec(run)
+    ids = list(dict.fromkeys(customer_ids))
+    already: set[str] = set()
+    for start in range(0, len(ids), 500):
+        already.update(session.scalars(select(Enrollment.customer_id).where(
+            Enrollment.run_id == run.id, Enrollment.customer_id.in_(ids[start:start + 500]))))
+    ids = [c for c in ids if c not in already]
+    excluded = converted_within_lookback(spec, ids, session=session)
+    need_codes = [c for c in ids if c not in excluded] if spec.promo else []
+    codes = iter(_unique_codes(spec.promo.pattern, len(need_codes), session=session)
+                 if spec.promo else [])
+    now = utcnow()
+    rows = []
+    for customer_id in ids:
+        is_excluded = customer_id in excluded
+        rows.append(Enrollment(
+            id=new_id("enr"), run_id=run.id, customer_id=customer_id, variant="default",
+            status="excluded" if is_excluded else "pending",
+            exit_reason="converted" if is_excluded else None,
+            promo_code=None if is_excluded or not spec.promo else next(codes),
+            event_data=event_data, trigger_event_id=event_id,
+            conversion_events=spec.conversion_events, lookback_s=spec.lookback_s,
+            enrolled_at=now, finished_at=now if is_excluded else None))
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def cascade_input(run: Run, enrollment: Enrollment, settings: Settings) -> CascadeInput:
+    steps, follow = plan(run_spec(run), enrollment.variant)
+    return CascadeInput(enrollment_id=enrollment.id, run_id=run.id, campaign=run.campaign,
+                        customer_id=enrollment.customer_id, steps=steps, follow_ups=follow,
+                        time_scale=run.time_scale, send_timeout_s=settings.send_timeout_s,
+                        send_max_attempts=settings.send_max_attempts,
+                        send_initial_retry_s=settings.send_initial_retry_s,
+                        search_attributes=settings.search_attributes)
+
+
+async def start_cascade(client: Client, settings: Settings, inp: CascadeInput) -> bool:
+    """Start one cascade; False if it was already started (idempotent by workflow id)."""
+    attrs = None
+    if settings.search_attributes:
+        attrs = TypedSearchAttributes([
+            SearchAttributePair(search.CAMPAIGN, inp.campaign),
+            SearchAttributePair(search.RUN, inp.run_id),
+            SearchAttributePair(search.CUSTOMER, inp.customer_id),
+            SearchAttributePair(search.STATUS, "active")])
+    try:
+        await client.start_workflow(
+            "CustomerCascade", inp, id=search.workflow_id(inp.enrollment_id),
+            task_queue=settings.task_queue, search_attributes=attrs,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+        return True
+    except WorkflowAlreadyStartedError:
+        return False
+
+
+async def start_cascades(client: Client, settings: Settings, inputs: Iterable[CascadeInput],
+                         *, mark_active: Callable[[list[str]], None],
+                         on_progress: Callable[[int], None] | None = None,
+                         chunk: int = 500) -> int:
+    """Start many cascades with bounded concurrency, marking each chunk active in the DB."""
+    limit = asyncio.Semaphore(settings.start_concurrency)
+
+    async def one(inp: CascadeInput) -> None:
+        async with limit:
+            await start_cascade(client, settings, inp)
+
+    done = 0
+    batch: list[CascadeInput] = []
+
+    async def flush() -> None:
+        nonlocal done
+        await asyncio.gather(*(one(i) for i in batch))
+        await asyncio.to_thread(mark_active, [i.enrollment_id for i in batch])
+        done += len(batch)
+        if on_progress:
+            on_progress(len(batch))
+        batch.clear()
+
+    for inp in inputs:
+        batch.append(inp)
+        if len(batch) >= chunk:
+            await flush()
+    if batch:
+        await flush()
+    return done
+
+
+def mark_active(enrollment_ids: list[str], *, session: Session) -> None:
+    session.execute(update(Enrollment).where(Enrollment.id.in_(enrollment_ids),
+                                             Enrollment.status == "pending")
+                    .values(status="active", started_at=utcnow()))

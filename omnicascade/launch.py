@@ -1,0 +1,95 @@
+"""`campaign launch`: validate, write the run and every enrollment in one transaction, then
+start the cascades. If the launcher dies after the commit, the worker's reconciler starts
+whatever is still pending — enrollment completes either way."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from omnicascade.config import Settings
+from omnicascade.customers import CustomerIn, parse_customer_file, upsert_customers
+from omnicascade.db.models import Customer, Enrollment, Run
+from omnicascade.db.session import session_scope
+from omnicascade.enroll import cascade_input, create_run, enroll_customers, mark_active, \
+    start_cascades
+from omnicascade.spec import LoadedCampaign
+from omnicascade.temporal_client import connect
+
+
+class AudienceError(ValueError):
+    pass
+
+
+@dataclass
+class LaunchResult:
+    run_id: str
+    campaign: str
+    enrolled: int
+    excluded: int
+    notes: list[str]
+
+    def json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "campaign": self.campaign, "enrolled": self.enrolled,
+                "excluded": self.excluded}
+
+
+def read_audience(path: Path) -> list[CustomerIn]:
+    """An audience file is a customer file: rows with only an id refer to known customers,
+    rows with more columns are upserted like `customers import`."""
+    return parse_customer_file(path)
+
+
+def _write(loaded: LoadedCampaign, audience: list[CustomerIn], settings: Settings,
+           time_scale: float) -> tuple[str, list[str], int]:
+    with session_scope(settings.db_url) as session:
+        with_data = [c for c in audience if len(c.model_fields_set - {"id", "attributes"})
+                     or c.attributes]
+        upsert_customers(with_data, session=session)
+        ids = [c.id for c in audience]
+        known: set[str] = set()
+        for start in range(0, len(ids), 500):
+            known.update(session.scalars(select(Customer.id).where(
+                Customer.id.in_(ids[start:start + 500]))))
+        missing = [i for i in ids if i not in known]
+        if missing:
+            shown = ", ".join(repr(m) for m in missing[:10])
+            raise AudienceError(f"{len(missing)} audience customer(s) are unknown: {shown}"
+                                f"{' …' if len(missing) > 10 else ''}; import them first or "
+                                f"add their columns to the audience file")
+        run = create_run(loaded, session=session, time_scale=time_scale,
+                         audience_total=len(ids))
+        rows = enroll_customers(run, ids, session=session)
+        return run.id, [r.id for r in rows if r.status == "pending"], \
+            sum(1 for r in rows if r.status == "excluded")
+
+
+async def launch(loaded: LoadedCampaign, settings: Settings, *, audience: list[CustomerIn],
+                 time_scale: float = 1.0,
+                 on_start: Callable[[int], None] | None = None,
+                 on_progress: Callable[[int], None] | None = None) -> LaunchResult:
+    client = await connect(settings)  # fail before writing anything if Temporal is down
+    run_id, pending, excluded = await asyncio.to_thread(_write, loaded, audience, settings,
+                                                        time_scale)
+    if on_start:
+        on_start(len(pending))
+
+    def inputs():  # noqa: ANN202
+        with session_scope(settings.db_url) as session:
+            run = session.get(Run, run_id)
+            for start in range(0, len(pending), 500):
+                chunk = pending[start:start + 500]
+                for e in session.scalars(select(Enrollment).where(Enrollment.id.in_(chunk))):
+                    yield cascade_input(run, e, settings)
+
+    def activate(ids: list[str]) -> None:
+        with session_scope(settings.db_url) as session:
+            mark_active(ids, session=session)
+    await start_cascades(client, settings, list(inputs()), mark_active=activate,
+                         on_progress=on_progress)
+    return LaunchResult(run_id, loaded.spec.campaign, len(pending), excluded, loaded.notes)

@@ -1,0 +1,1 @@
+"""Reports: run summaries and funnels (views.py)."""

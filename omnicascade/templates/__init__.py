@@ -1,0 +1,1 @@
+"""Message templates: loading/validating template files and rendering them safely."""

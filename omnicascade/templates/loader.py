@@ -1,0 +1,89 @@
+"""Find and check the template files a campaign references.
+
+`<name>.txt.j2` is the body for every channel; email also needs `<name>.subject.j2`
+(and may have `<name>.html.j2`); push also needs `<name>.title.j2`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import TemplateSyntaxError, meta
+
+from omnicascade.templates.render import CONTEXT_NAMES, _env
+
+if TYPE_CHECKING:
+    from omnicascade.spec import CampaignSpec, Problem
+
+PARTS = {"body": ".txt.j2", "subject": ".subject.j2", "html": ".html.j2", "title": ".title.j2"}
+REQUIRED = {"email": ("body", "subject"), "sms": ("body",), "telegram": ("body",),
+            "push": ("body", "title")}
+OPTIONAL = {"email": ("html",)}
+
+
+def templates_dir(spec: CampaignSpec, yaml_path: Path) -> Path:
+    base = yaml_path.parent
+    return (base / spec.templates_dir) if spec.templates_dir else base / "templates"
+
+
+def _uses(spec: CampaignSpec) -> list[tuple[tuple[Any, ...], str, str]]:
+    """(yaml location of the `template:` value, template name, channel) for every use."""
+    uses = [(("steps", i, "template"), s.template, s.channel) for i, s in enumerate(spec.steps)]
+    uses += [(("after_conversion", i, "template"), f.template, f.channel)
+             for i, f in enumerate(spec.after_conversion)]
+    if spec.experiment:
+        for name, variant in spec.experiment.variants.items():
+            for i, s in enumerate(variant.steps or []):
+                uses.append((("experiment", "variants", name, "steps", i, "template"),
+                             s.template, s.channel))
+    return uses
+
+
+def _check_source(path: Path, source: str) -> list[Problem]:
+    from omnicascade.spec import Problem
+    try:
+        ast = _env.parse(source)
+    except TemplateSyntaxError as exc:
+        return [Problem(str(path), exc.lineno, None, f"template syntax error: {exc.message}")]
+    unknown = meta.find_undeclared_variables(ast) - CONTEXT_NAMES - set(_env.globals)
+    problems = []
+    for name in sorted(unknown):
+        line = next((i for i, text in enumerate(source.splitlines(), 1) if name in text), None)
+        problems.append(Problem(str(path), line, None,
+                                f"unknown variable '{name}'; templates can use "
+                                f"{', '.join(sorted(CONTEXT_NAMES))}"))
+    return problems
+
+
+def load_templates(spec: CampaignSpec, data: Any,
+                   yaml_path: Path) -> tuple[dict[str, dict[str, str]], list[Problem]]:
+    from omnicascade.spec import Problem, _position
+
+    folder = templates_dir(spec, yaml_path)
+    loaded: dict[str, dict[str, str]] = {}
+    problems: list[Problem] = []
+    checked: set[Path] = set()
+    for loc, name, channel in _uses(spec):
+        line, col = _position(data, loc, key_itself=False) or (None, None)
+        parts = loaded.setdefault(name, {})
+        for part in REQUIRED[channel] + OPTIONAL.get(channel, ()) + tuple(parts):
+            if part in parts:
+                continue
+            path = folder / f"{name}{PARTS[part]}"
+            if not path.is_file():
+                if part in REQUIRED[channel]:
+                    problems.append(Problem(str(yaml_path), line, col,
+                                            f"{channel} template '{name}' needs the file "
+                                            f"{path} which does not exist"))
+                continue
+            try:
+                source = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(Problem(str(path), None, None, f"cannot read: {exc}"))
+                continue
+            parts[part] = source
+            if path not in checked:
+                checked.add(path)
+                problems.extend(_check_source(path, source))
+    return loaded, problems

@@ -1,0 +1,73 @@
+"""Render message parts with jinja2's sandbox and StrictUndefined.
+
+A template that reaches for a variable the customer does not have fails loudly with the
+variable's name instead of sending "Hi ," to ten thousand people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+CONTEXT_NAMES = frozenset({"customer", "event", "promo", "campaign", "unsubscribe_url",
+                           "step", "variant"})
+_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
+                                     keep_trailing_newline=False)
+_html_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+
+
+class RenderError(Exception):
+    """A template could not be rendered for this customer; the message says why."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: str
+    subject: str | None = None
+    html: str | None = None
+    title: str | None = None
+
+
+@lru_cache(maxsize=2048)
+def _compile(source: str, html: bool):
+    return (_html_env if html else _env).from_string(source)
+
+
+def render_part(source: str, context: dict[str, Any], *, html: bool = False,
+                name: str = "template") -> str:
+    try:
+        return _compile(source, html).render(**context).strip()
+    except UndefinedError as exc:
+        raise RenderError(f"{name}: {exc.message} (missing variable)") from None
+    except SecurityError as exc:
+        raise RenderError(f"{name}: refused by the sandbox: {exc}") from None
+    except TemplateError as exc:
+        raise RenderError(f"{name}: {exc}") from None
+    except Exception as exc:  # a filter blew up on bad data: still the template's problem
+        raise RenderError(f"{name}: {type(exc).__name__}: {exc}") from None
+
+
+def render_message(parts: dict[str, str], context: dict[str, Any], *, template: str) -> Rendered:
+    """Render every part a template has (body, subject, html, title)."""
+    def part(key: str, suffix: str, html: bool = False) -> str | None:
+        src = parts.get(key)
+        return None if src is None else render_part(src, context, html=html,
+                                                    name=f"{template}.{suffix}")
+    return Rendered(body=part("body", "txt.j2") or "", subject=part("subject", "subject.j2"),
+                    html=part("html", "html.j2", html=True), title=part("title", "title.j2"))
+
+
+def build_context(*, customer: dict[str, Any], event: dict[str, Any] | None,
+                  promo: dict[str, Any] | None, campaign: dict[str, Any],
+                  unsubscribe_url: str, step: dict[str, Any] | None = None,
+                  variant: str | None = None) -> dict[str, Any]:
+    # Attributes first so the core fields (id, email, …) always win a name clash.
+    cust = dict(customer.get("attributes") or {})
+    cust.update({k: v for k, v in customer.items() if k != "attributes"})
+    return {"customer": cust, "event": event or {}, "promo": promo or {},
+            "campaign": campaign, "unsubscribe_url": unsubscribe_url,
+            "step": step or {}, "variant": variant}

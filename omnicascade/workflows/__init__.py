@@ -1,0 +1,1 @@
+"""Deterministic orchestration only: no I/O, no SQLAlchemy, no provider SDKs."""

@@ -1,0 +1,111 @@
+"""CustomerCascade: walk one customer through the campaign's channels until they convert.
+
+For each step: deliver, then wait up to `wait` for a conversion. A step that could not
+reach the customer (no address, unsubscribed, permanent failure) moves on at once. The
+`conversion` signal stops the loop immediately, even mid-wait; the deliver activity
+re-checks the database before every send, so a lost signal never leaks a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from omnicascade.workflows import search
+    from omnicascade.workflows.types import CascadeInput, ConversionSignal, DeliverInput, \
+        DeliverResult, FinishInput, Progress, StepPlan, TimelineEntry
+
+REACHED = ("sent", "unknown")  # unknown: may have gone out, so give it its wait
+
+
+@workflow.defn(name="CustomerCascade")
+class CustomerCascade:
+    def __init__(self) -> None:
+        self._converted = False
+        self._conversion_event_id: str | None = None
+        self._state = "starting"
+        self._timeline: list[TimelineEntry] = []
+
+    @workflow.signal
+    def conversion(self, signal: ConversionSignal) -> None:
+        if not self._converted:
+            self._converted = True
+            self._conversion_event_id = signal.event_id
+
+    @workflow.query
+    def progress(self) -> Progress:
+        return Progress(self._state, self._converted, self._conversion_event_id,
+                        list(self._timeline))
+
+    @workflow.run
+    async def run(self, inp: CascadeInput) -> str:
+        self._set_status(inp, "active")
+        for step in inp.steps:
+            if self._converted:
+                break
+            self._state = f"sending step {step.key} ({step.channel})"
+            result = await self._deliver(inp, step)
+            if result.status == "skipped" and result.reason == "converted":
+                self._converted = True  # the send-time guard saw a conversion we were not told of
+                break
+            if result.status in REACHED and step.wait_s > 0 and not self._converted:
+                self._state = f"waiting after step {step.key} ({step.channel})"
+                try:
+                    await workflow.wait_condition(lambda: self._converted,
+                                                  timeout=self._scaled(inp, step.wait_s))
+                except asyncio.TimeoutError:
+                    pass
+
+        outcome = "converted" if self._converted else "completed"
+        if self._converted:
+            self._set_status(inp, "converted")
+            for follow_up in inp.follow_ups:
+                if follow_up.wait_s > 0:
+                    self._state = f"follow-up {follow_up.key} due in {follow_up.wait_s}s"
+                    await workflow.sleep(self._scaled(inp, follow_up.wait_s))
+                self._state = f"sending follow-up {follow_up.key} ({follow_up.channel})"
+                await self._deliver(inp, follow_up)
+        self._state = outcome
+        await workflow.execute_activity(
+            "finish_enrollment", FinishInput(inp.enrollment_id, outcome,
+                                             self._conversion_event_id),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1),
+                                     maximum_interval=timedelta(minutes=1)))
+        self._set_status(inp, outcome)
+        return outcome
+
+    async def _deliver(self, inp: CascadeInput, step: StepPlan) -> DeliverResult:
+        try:
+            result = await self._deliver_once(inp, step)
+        except ActivityError as err:
+            # Retries exhausted on clearly-not-sent errors: record and move on, never stall.
+            cause = getattr(err.cause, "message", None) or str(err.cause or err)
+            result = DeliverResult(f"{inp.enrollment_id}:{step.key}", "failed",
+                                   f"gave up after retries: {cause}")
+        self._timeline.append(TimelineEntry(step.key, step.channel, result.status, result.reason,
+                                            workflow.now().isoformat()))
+        return result
+
+    async def _deliver_once(self, inp: CascadeInput, step: StepPlan) -> DeliverResult:
+        return await workflow.execute_activity(
+            "deliver_step", DeliverInput(inp.enrollment_id, step),
+            result_type=DeliverResult,
+            start_to_close_timeout=timedelta(seconds=inp.send_timeout_s),
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=inp.send_initial_retry_s),
+                                     backoff_coefficient=2.0,
+                                     maximum_interval=timedelta(minutes=5),
+                                     maximum_attempts=inp.send_max_attempts))
+
+    @staticmethod
+    def _scaled(inp: CascadeInput, seconds: int) -> timedelta:
+        return timedelta(seconds=seconds / max(inp.time_scale, 1e-9))
+
+    def _set_status(self, inp: CascadeInput, status: str) -> None:
+        if inp.search_attributes:
+            workflow.upsert_search_attributes([search.STATUS.value_set(status)])

@@ -1,0 +1,74 @@
+"""Workflow and activity inputs/outputs: plain dataclasses, durations as data (seconds)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class StepPlan:
+    key: str          # "0", "1", … for cascade steps; "ac0", … for after_conversion
+    index: int
+    channel: str
+    template: str
+    wait_s: int       # cascade: wait for a conversion after sending; follow-up: delay before
+    phase: str = "cascade"  # cascade | follow_up
+
+
+@dataclass
+class CascadeInput:
+    enrollment_id: str
+    run_id: str
+    campaign: str
+    customer_id: str
+    steps: list[StepPlan]
+    follow_ups: list[StepPlan] = field(default_factory=list)
+    time_scale: float = 1.0  # >1 compresses every wait (demos, rehearsals)
+    send_timeout_s: float = 30.0
+    send_max_attempts: int = 10
+    send_initial_retry_s: float = 1.0
+    search_attributes: bool = True
+
+
+@dataclass
+class ConversionSignal:
+    event_id: str
+    type: str
+
+
+@dataclass
+class DeliverInput:
+    enrollment_id: str
+    step: StepPlan
+
+
+@dataclass
+class DeliverResult:
+    delivery_id: str
+    status: str            # sent | skipped | failed | unknown
+    reason: str | None = None
+    provider_message_id: str | None = None
+
+
+@dataclass
+class FinishInput:
+    enrollment_id: str
+    status: str            # completed | converted
+    reason: str | None = None
+
+
+@dataclass
+class TimelineEntry:
+    step: str
+    channel: str
+    status: str
+    reason: str | None
+    at: str
+
+
+@dataclass
+class Progress:
+    state: str
+    converted: bool
+    conversion_event_id: str | None
+    timeline: list[TimelineEntry]
