@@ -7,6 +7,7 @@ infrastructure (Temporal cluster, PostgreSQL) or holds a secret comes from here.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -131,8 +132,19 @@ class Settings(BaseSettings):
                 f"`omnicascade server` once to generate {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         value = secrets.token_hex(32)
-        path.write_text(value + "\n")
-        path.chmod(0o600)
+        # Written 0600 from the start (never briefly world-readable) and published with a
+        # link that fails if the file exists: two processes starting at once agree on one.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # in case a stale temp file from a crash had other bits
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            value = path.read_text().strip()
+        finally:
+            tmp.unlink()
         return value
 
 

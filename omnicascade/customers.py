@@ -83,13 +83,13 @@ class RowProblem:
     message: str
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
+        return f"line {self.line}: {self.message}" if self.line else self.message
 
 
 class ImportError_(Exception):
     def __init__(self, path: str, problems: list[RowProblem]):
         self.problems = problems
-        shown = "\n".join(f"{path}:{p}" for p in problems[:50])
+        shown = "\n".join(f"{path}:{'' if p.line else ' '}{p}" for p in problems[:50])
         more = f"\n… and {len(problems) - 50} more" if len(problems) > 50 else ""
         super().__init__(f"{shown}{more}\nnothing was imported")
 
@@ -132,7 +132,8 @@ def parse_customer_file(path: Path) -> list[CustomerIn]:
     problems: list[RowProblem] = []
     if suffix == ".csv":
         reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or not ({"id", "customer_id"} & set(reader.fieldnames)):
+        header = {f.strip() for f in reader.fieldnames or () if f}  # rows are stripped too
+        if not ({"id", "customer_id"} & header):
             raise ImportError_(str(path), [RowProblem(1, "the header needs an 'id' column")])
         for row in reader:
             if None in row:

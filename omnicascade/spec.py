@@ -11,7 +11,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, \
     ValidationError, field_validator, model_validator
@@ -40,7 +40,10 @@ def _percent(value: object) -> float:
     return float(value)
 
 
-Percent = Annotated[float, BeforeValidator(_percent)]
+# Serialised as "10.0%", not 10.0: a bare number below 1 reads back as a fraction
+# (0.5 → 50%), so a snapshot of `holdout: 0.5%` would otherwise come back as 50%.
+Percent = Annotated[float, BeforeValidator(_percent),
+                    PlainSerializer(lambda v: f"{v}%", return_type=str, when_used="json")]
 
 
 class _Model(BaseModel):
@@ -215,17 +218,17 @@ def _position(data: Any, loc: tuple[Any, ...], key_itself: bool) -> tuple[int, i
 
 def _model_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     model: Any = CampaignSpec
+    dict_key = False  # the next part is a key of a dict field (a variant's name), not a field
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or dict_key:
+            dict_key = False
             continue
         fields = getattr(model, "model_fields", None)
-        if fields is None:
+        if fields is None or part not in fields:
             return None
-        if part not in fields:
-            return None if model is not Experiment or part != "variants" else Variant
         ann = fields[part].annotation
-        inner = _unwrap(ann)
-        model = inner
+        dict_key = get_origin(ann) is dict
+        model = _unwrap(ann)
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
@@ -234,8 +237,8 @@ def _unwrap(ann: Any) -> Any:
         if isinstance(arg, type) and issubclass(arg, BaseModel):
             return arg
         found = _unwrap(arg)
-        if found is not None:
-            return found
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            return found  # not a plain type like the `str` keys of dict[str, Variant]
     return ann if isinstance(ann, type) else None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import TemplateSyntaxError, meta
+from jinja2 import TemplateSyntaxError, meta, nodes
 
 from omnicascade.templates.render import CONTEXT_NAMES, _env
 
@@ -49,7 +49,9 @@ def _check_source(path: Path, source: str) -> list[Problem]:
     unknown = meta.find_undeclared_variables(ast) - CONTEXT_NAMES - set(_env.globals)
     problems = []
     for name in sorted(unknown):
-        line = next((i for i, text in enumerate(source.splitlines(), 1) if name in text), None)
+        # The line of the first use, not of the first text that merely contains the name.
+        line = next((n.lineno for n in ast.find_all(nodes.Name)
+                     if n.name == name and n.ctx == "load"), None)
         problems.append(Problem(str(path), line, None,
                                 f"unknown variable '{name}'; templates can use "
                                 f"{', '.join(sorted(CONTEXT_NAMES))}"))
