@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Piped output keeps whole ids instead of wrapping at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 
@@ -22,7 +24,8 @@ def runs_table(rows: list[dict[str, Any]]) -> Table:
     for col in ("run", "campaign", "status", "enrolled", "excluded", "active", "converted",
                 "rate", "created"):
         t.add_column(col, justify="right" if col in ("enrolled", "excluded", "active",
-                                                     "converted", "rate") else "left")
+                                                     "converted", "rate") else "left",
+                     no_wrap=col == "run")
     for r in rows:
         t.add_row(r["run_id"], r["campaign"], r["status"], str(r["enrolled"]),
                   str(r["excluded"]), str(r["active"]), str(r["converted"]),

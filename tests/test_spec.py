@@ -96,8 +96,10 @@ def test_experiment_campaign_is_valid_and_notes_unenforced_parts(tmp_path: Path)
     assert any("experiment" in n for n in loaded.notes)
 
 
-@pytest.mark.parametrize("extra", ["", EXPERIMENT,
-                                   "experiment:\n  holdout: 0.5%\n  variants:\n    a: {weight: 1}\n"])
+SMALL_HOLDOUT = "experiment:\n  holdout: 0.5%\n  variants:\n    a: {weight: 1}\n"
+
+
+@pytest.mark.parametrize("extra", ["", EXPERIMENT, SMALL_HOLDOUT])
 def test_snapshot_round_trips_to_an_equal_spec(tmp_path: Path, extra: str) -> None:
     loaded = load_campaign(write_campaign(tmp_path, CASCADE_YAML + extra))
     snap = loaded.snapshot()
@@ -151,7 +153,8 @@ def test_misspelled_key_inside_an_experiment_variant_gets_a_hint(tmp_path: Path)
 
 
 def test_bad_duration_has_its_line(tmp_path: Path) -> None:
-    text = CASCADE_YAML.replace("template: t_sms,      wait: 24h", "template: t_sms, wait: 24 hours")
+    text = CASCADE_YAML.replace("template: t_sms,      wait: 24h",
+                                "template: t_sms, wait: 24 hours")
     p = only_problem(write_campaign(tmp_path, text))
     assert p.line == 9
     assert "wait" in p.message and "'24 hours' is not a duration" in p.message
@@ -183,7 +186,8 @@ def test_unknown_channel_in_frequency_cap(tmp_path: Path) -> None:
 
 def test_several_problems_are_all_reported(tmp_path: Path) -> None:
     text = CASCADE_YAML.replace("{channel: sms, ", "{channel: fax, ") \
-                       .replace("wait: 24h}\n  - {channel: telegram", "wait: soon}\n  - {channel: telegram")
+                       .replace("wait: 24h}\n  - {channel: telegram",
+                                "wait: soon}\n  - {channel: telegram")
     lines = sorted(p.line for p in problems_of(write_campaign(tmp_path, text)))
     assert lines == [9, 9]
 
