@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     signal_timeout_s: float = 5.0
     start_concurrency: int = 64
 
+    # Unit cost per message (per SMS segment), in the shop's currency: reports and `order: cost`.
+    cost_email: float = 0.001
+    cost_sms: float = 0.05
+    cost_telegram: float = 0.0
+    cost_push: float = 0.0
+
+    def unit_cost(self, channel: str) -> float:
+        return float(getattr(self, f"cost_{channel}", 0.0))
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         if self.env == "production":

@@ -135,13 +135,16 @@ def _customer_dict(customer: Customer | None) -> dict:
 
 def finish(delivery_id: str, status: str, reason: str | None, provider: str | None,
            message_id: str | None, suppress: tuple[str, str] | None = None, *,
-           session: Session) -> DeliverResult:
+           session: Session, segments: int | None = None, unit_cost: float = 0.0
+           ) -> DeliverResult:
     row = session.get(Delivery, delivery_id)
     assert row is not None
     row.status, row.reason, row.provider, row.provider_message_id = (status, reason, provider,
                                                                      message_id)
     if status == "sent":
         row.sent_at = utcnow()
+        row.segments = segments
+        row.cost = round(unit_cost * (segments or 1), 6)
     if suppress:
         session.add(Suppression(channel=suppress[0], address=suppress[1], reason=reason or ""))
     session.flush()
@@ -187,4 +190,5 @@ class DeliverActivities:
             return await self._db(finish, message.delivery_id, "unknown",
                                   f"{type(exc).__name__}: {exc}", channel.provider, None)
         return await self._db(finish, message.delivery_id, "sent", None, sent.provider,
-                              sent.message_id)
+                              sent.message_id, segments=sent.segments,
+                              unit_cost=self.settings.unit_cost(message.channel))

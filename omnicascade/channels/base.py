@@ -37,6 +37,7 @@ class Message:
 class SendResult:
     provider: str
     message_id: str | None = None
+    segments: int | None = None  # billed units (SMS segments); None = 1
 
 
 class RetryableSendError(Exception):

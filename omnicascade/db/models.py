@@ -34,6 +34,8 @@ class Customer(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     locale: Mapped[str | None] = mapped_column(String(35))
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Per-channel consent, e.g. {"sms": false}; absent means "not refused".
+    consents: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -50,7 +52,6 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)  # enrolling|listening|running|stopped
     time_scale: Mapped[float] = mapped_column(Float, default=1.0)
     audience_total: Mapped[int] = mapped_column(Integer, default=0)
-    launcher_heartbeat: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -71,6 +72,9 @@ class Enrollment(Base):
     event_data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     trigger_event_id: Mapped[str | None] = mapped_column(String(255))
     conversion_events: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Channel order resolved at enrollment (as_written | cost | preference) and its result.
+    order_strategy: Mapped[str | None] = mapped_column(String(16))
+    channel_order: Mapped[list[Any] | None] = mapped_column(JSON)
     lookback_s: Mapped[int] = mapped_column(Integer, default=0)
     enrolled_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -82,6 +86,7 @@ class Enrollment(Base):
 class Delivery(Base):
     """The delivery ledger: one row per (enrollment, step), inserted before the provider call."""
     __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_customer_sent", "customer_id", "sent_at"),)
     id: Mapped[str] = mapped_column(String(160), primary_key=True)  # "{enrollment}:{step}"
     enrollment_id: Mapped[str] = mapped_column(String(64), index=True)
     run_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -98,8 +103,35 @@ class Delivery(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(255))
     to_address: Mapped[str | None] = mapped_column(String(4096))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    segments: Mapped[int | None] = mapped_column(Integer)  # SMS segments billed
+    cost: Mapped[float | None] = mapped_column(Float)  # unit cost × segments, at send time
+    deferred_until: Mapped[datetime | None] = mapped_column(DateTime)  # quiet hours
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class DeliveryEvent(Base):
+    """Provider feedback per delivery: delivered, open, click, bounce, spamreport, …"""
+    __tablename__ = "delivery_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str | None] = mapped_column(String(160), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(String(32))
+    # The provider's own id for this event: a redelivered webhook changes nothing twice.
+    provider_event_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class TelegramLink(Base):
+    """One-time deep-link tokens binding a Telegram chat to a customer (`/start <token>`)."""
+    __tablename__ = "telegram_links"
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(255), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    chat_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class OutboxMessage(Base):

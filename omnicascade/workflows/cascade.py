@@ -30,12 +30,19 @@ class CustomerCascade:
         self._conversion_event_id: str | None = None
         self._state = "starting"
         self._timeline: list[TimelineEntry] = []
+        self._failed_steps: set[str] = set()
 
     @workflow.signal
     def conversion(self, signal: ConversionSignal) -> None:
         if not self._converted:
             self._converted = True
             self._conversion_event_id = signal.event_id
+
+    @workflow.signal
+    def step_failed(self, step_key: str) -> None:
+        """A provider reported a permanent failure after accepting the message (e.g. an
+        email bounce): stop waiting on that step and move to the next channel at once."""
+        self._failed_steps.add(step_key)
 
     @workflow.query
     def progress(self) -> Progress:
@@ -55,9 +62,11 @@ class CustomerCascade:
                 break
             if result.status in REACHED and step.wait_s > 0 and not self._converted:
                 self._state = f"waiting after step {step.key} ({step.channel})"
+                key = step.key
                 try:
-                    await workflow.wait_condition(lambda: self._converted,
-                                                  timeout=self._scaled(inp, step.wait_s))
+                    await workflow.wait_condition(
+                        lambda: self._converted or key in self._failed_steps,
+                        timeout=self._scaled(inp, step.wait_s))
                 except asyncio.TimeoutError:
                     pass
 

@@ -1,0 +1,26 @@
+"""Signals sent to running cascades from outside the workflow (API, webhooks)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from omnicascade.workflows import search
+
+log = logging.getLogger(__name__)
+
+
+async def signal_step_failed(client: Client, delivery_id: str, timeout_s: float = 5.0) -> bool:
+    """Tell the cascade owning `delivery_id` ("{enrollment}:{step}") that the step failed
+    permanently after the provider accepted it, so it moves on without waiting."""
+    enrollment_id, _, step_key = delivery_id.rpartition(":")
+    handle = client.get_workflow_handle(search.workflow_id(enrollment_id))
+    try:
+        await asyncio.wait_for(handle.signal("step_failed", step_key), timeout_s)
+        return True
+    except (RPCError, asyncio.TimeoutError, OSError) as exc:
+        log.info("step_failed for %s not delivered (%s)", delivery_id, exc)
+        return False
