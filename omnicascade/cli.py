@@ -164,31 +164,36 @@ def campaign_launch(file: Path,
 
 
 @campaign_app.command("preview")
-def campaign_preview(file: Path, customer: str = typer.Option(..., help="Customer id."),
+def campaign_preview(file: Path,
+                     customer: Optional[str] = typer.Option(None, help="Customer id."),
+                     audience: Optional[Path] = typer.Option(None, help="Summarise an audience "
+                                                             "file instead (CSV/JSONL)."),
                      event: Optional[str] = typer.Option(None, help="Trigger data as JSON."),
                      as_json: bool = JSON) -> None:
-    """Render every message of every step for one customer; sends and writes nothing."""
-    from omnicascade.preview import preview
+    """Render every message for a customer, or summarise an audience; sends and writes
+    nothing."""
+    from omnicascade.preview import preview, preview_audience
     loaded = _load(file)
+    if (customer is None) == (audience is None):
+        raise UserError("give exactly one of --customer ID or --audience FILE")
     try:
         data = json.loads(event) if event else None
     except json.JSONDecodeError as exc:
         raise UserError(f"--event is not valid JSON: {exc}") from None
-    with session() as s:
-        items = preview(loaded, customer, session=s, event=data)
+    s = settings()
+    if audience is not None:
+        from omnicascade.customers import parse_customer_file
+        people = parse_customer_file(audience)
+        with session(s) as db:
+            summary = preview_audience(loaded, people, session=db, settings=s)
+        display.print_json(summary) if as_json else display.audience_summary(summary)
+        return
+    with session(s) as db:
+        items = preview(loaded, customer, session=db, settings=s, event=data)
     if as_json:
         display.print_json(items)
-        return
-    for m in items:
-        head = f"[bold]{m['variant']} · {m['phase']} {m['step']} · {m['channel']}[/] → {m['to'] or '(no address: skipped)'}"
-        display.console.rule(head)
-        if "error" in m:
-            display.console.print(f"[red]{m['error']}[/]")
-            continue
-        for key in ("subject", "title"):
-            if m.get(key):
-                display.console.print(f"{key}: {m[key]}")
-        display.console.print(m["body"], markup=False)
+    else:
+        display.preview_messages(items)
     if any("error" in m for m in items):
         raise typer.Exit(1)
 

@@ -11,7 +11,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -34,6 +34,8 @@ class CustomerIn(BaseModel):
     timezone: str | None = None
     locale: str | None = Field(default=None, max_length=35)
     attributes: dict[str, Any] = Field(default_factory=dict)
+    # Per-channel consent, e.g. {"sms": false}. CSV: consent_email, consent_sms, … columns.
+    consents: dict[Literal["email", "sms", "telegram", "push"], bool] | None = None
 
     @field_validator("email", "phone", "telegram_chat_id", "push_token", "timezone", "locale",
                      mode="before")
@@ -101,13 +103,30 @@ def _row_model(raw: dict[str, Any]) -> CustomerIn:
         data["id"] = raw["customer_id"]
     attrs = dict(raw.get("attributes") or {}) if isinstance(raw.get("attributes"), dict) else {}
     for key, value in raw.items():
-        if key in CORE_FIELDS or key in ("attributes", "customer_id"):
+        if key in CORE_FIELDS or key in ("attributes", "customer_id", "consents") \
+                or key.startswith("consent_"):
             continue
         if value in (None, ""):
             continue
         attrs[key] = value
+    consents = dict(raw["consents"]) if isinstance(raw.get("consents"), dict) else {}
+    for channel in ("email", "sms", "telegram", "push"):
+        value = raw.get(f"consent_{channel}")
+        if value not in (None, ""):
+            consents[channel] = _yes_no(value, f"consent_{channel}")
+    if consents:
+        data["consents"] = consents
     data["attributes"] = attrs
     return CustomerIn.model_validate(data)
+
+
+def _yes_no(value: Any, name: str) -> Any:
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "y", "opt-in", "granted"):
+        return True
+    if text in ("0", "false", "no", "n", "opt-out", "denied"):
+        return False
+    return value  # pydantic names it: "consents.sms: Input should be a valid boolean"
 
 
 def _explain(err: ValidationError) -> str:
@@ -181,17 +200,20 @@ def upsert_customers(customers: list[CustomerIn], *, session: Session) -> tuple[
         existing = {c.id: c for c in session.scalars(
             select(Customer).where(Customer.id.in_([c.id for c in batch])))}
         for c in batch:
-            fields = c.model_dump(exclude_unset=True, exclude={"id", "attributes"})
+            fields = c.model_dump(exclude_unset=True, exclude={"id", "attributes", "consents"})
             row = existing.get(c.id)
             if row is None:
                 session.add(Customer(id=c.id, attributes=dict(c.attributes), created_at=now,
-                                     updated_at=now, **fields))
+                                     updated_at=now, consents=dict(c.consents or {}),
+                                     **fields))
                 created += 1
             else:
                 for key, value in fields.items():
                     setattr(row, key, value)
                 if c.attributes:
                     row.attributes = {**(row.attributes or {}), **c.attributes}
+                if c.consents:
+                    row.consents = {**(row.consents or {}), **c.consents}
                 row.updated_at = now
                 updated += 1
         session.flush()
@@ -202,4 +224,4 @@ def customer_dict(row: Customer) -> dict[str, Any]:
     return {"id": row.id, "email": row.email, "phone": row.phone,
             "telegram_chat_id": row.telegram_chat_id, "push_token": row.push_token,
             "timezone": row.timezone, "locale": row.locale,
-            "attributes": dict(row.attributes or {})}
+            "attributes": dict(row.attributes or {}), "consents": dict(row.consents or {})}

@@ -96,3 +96,49 @@ def customer_view(data: dict[str, Any]) -> list[Any]:
     for at, what, detail in sorted(events, key=lambda x: x[0] or ""):
         t.add_row((at or "")[:19], what, detail)
     return [header, t]
+
+
+def preview_messages(items: list[dict[str, Any]]) -> None:
+    for m in items:
+        mark = " (this customer's variant)" if m.get("assigned") and m["variant"] != "all" \
+            else ""
+        to = m["to"] or "no address"
+        console.rule(f"[bold]{m['variant']}{mark} · {m['phase']} {m['step']} · "
+                     f"{m['channel']}[/] → {to}")
+        when = m.get("at", "")
+        if m.get("deferred_from"):
+            when += f"  (quiet hours: deferred from {m['deferred_from']})"
+        if m.get("skipped"):
+            when = f"skipped: {m['skipped']}"
+        console.print(f"[dim]{when}[/]", highlight=False)
+        if "error" in m:
+            console.print(f"[red]{m['error']}[/]", highlight=False)
+            continue
+        for key in ("subject", "title"):
+            if m.get(key):
+                console.print(f"{key}: {m[key]}", highlight=False, markup=False)
+        console.print(m["body"], markup=False, highlight=False)
+        if m.get("segments"):
+            console.print(f"[dim]{m['segments']} SMS segment(s)[/]")
+
+
+def audience_summary(s: dict[str, Any]) -> None:
+    console.print(f"[bold]{s['campaign']}[/]: {s['customers']} customers"
+                  + (f" ({s['unknown_customers']} unknown — import them first)"
+                     if s["unknown_customers"] else ""))
+    t = Table(title="Variants")
+    t.add_column("variant")
+    t.add_column("customers", justify="right")
+    t.add_column("share", justify="right")
+    total = max(s["customers"], 1)
+    for name, n in sorted(s["variants"].items()):
+        t.add_row(name, str(n), f"{n / total:.1%}")
+    console.print(t)
+    r = Table(title="Reach and messages")
+    for col in ("channel", "reachable", "messages per 1,000"):
+        r.add_column(col, justify="left" if col == "channel" else "right")
+    for ch, n in s["reachable"].items():
+        r.add_row(ch, f"{n} ({n / total:.0%})", str(s["messages_per_1000"][ch]))
+    console.print(r)
+    console.print(f"expected cost of the full cascade per 1,000 customers (nobody converts): "
+                  f"{s['cost_per_1000']:.2f}")

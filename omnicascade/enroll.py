@@ -24,7 +24,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from omnicascade.config import Settings
 from omnicascade.db.models import ConversionEvent, Enrollment, Run, utcnow
-from omnicascade.spec import CampaignSpec, LoadedCampaign, spec_from_snapshot
+from omnicascade import ordering
+from omnicascade.experiment import HOLDOUT, assign_variant
+from omnicascade.spec import CHANNELS, CampaignSpec, LoadedCampaign, Promo, Step, \
+    spec_from_snapshot
 from omnicascade.workflows import search
 from omnicascade.workflows.types import CascadeInput, StepPlan
 
@@ -60,11 +63,35 @@ def run_spec(run: Run) -> CampaignSpec:
     return spec
 
 
-def plan(spec: CampaignSpec, variant: str = "default") -> tuple[list[StepPlan], list[StepPlan]]:
-    steps = spec.steps
+def variant_steps(spec: CampaignSpec, variant: str) -> list[Step]:
     if spec.experiment and variant in spec.experiment.variants:
-        steps = spec.experiment.variants[variant].steps or steps
-    cascade = [StepPlan(str(i), i, s.channel, s.template, s.wait) for i, s in enumerate(steps)]
+        return list(spec.experiment.variants[variant].steps or spec.steps)
+    return list(spec.steps)
+
+
+def variant_order(spec: CampaignSpec, variant: str) -> str:
+    if spec.experiment and variant in spec.experiment.variants:
+        return spec.experiment.variants[variant].order or spec.order
+    return spec.order
+
+
+def variant_promo(spec: CampaignSpec, variant: str) -> Promo | None:
+    if variant == HOLDOUT:
+        return None  # the holdout gets no messages, so no code either
+    if spec.experiment and variant in spec.experiment.variants:
+        return spec.experiment.variants[variant].promo or spec.promo
+    return spec.promo
+
+
+def plan(spec: CampaignSpec, variant: str = "default",
+         channel_order: list[int] | None = None) -> tuple[list[StepPlan], list[StepPlan]]:
+    steps = variant_steps(spec, variant)
+    order = channel_order if channel_order and sorted(channel_order) == list(
+        range(len(steps))) else list(range(len(steps)))
+    # Keys and indices stay those of the step as written, so ledger ids are stable and
+    # reports can tell which step (template, channel) a message came from.
+    cascade = [StepPlan(str(i), i, steps[i].channel, steps[i].template, steps[i].wait)
+               for i in order]
     follow = [StepPlan(f"ac{i}", i, f.channel, f.template, f.delay, phase="follow_up")
               for i, f in enumerate(spec.after_conversion)]
     return cascade, follow
@@ -101,11 +128,35 @@ def converted_within_lookback(spec: CampaignSpec, customer_ids: Sequence[str], *
     return found
 
 
+def _orders(spec: CampaignSpec, ids: list[str], variants: dict[str, str],
+            settings: Settings | None, *, session: Session) -> dict[str, tuple[str, list[int]]]:
+    """(strategy, resolved step order) for each customer that needs one."""
+    strategies = {c: variant_order(spec, variants[c]) for c in ids}
+    need = [c for c in ids if strategies[c] != "as_written"]
+    out = {c: (strategies[c], list(range(len(variant_steps(spec, variants[c])))))
+           for c in ids}
+    if not need:
+        return out
+    from omnicascade.config import load_settings
+    costs = {ch: (settings or load_settings()).unit_cost(ch) for ch in CHANNELS}
+    customers = ordering.load_customers(need, session=session)
+    suppressed = ordering.load_suppressed(customers, session=session)
+    prefer = [c for c in need if strategies[c] == "preference"]
+    scores = ordering.history(prefer, session=session) if prefer else {}
+    for c in need:
+        reach = ordering.reachable_channels(customers.get(c), suppressed)
+        out[c] = (strategies[c], ordering.resolve(variant_steps(spec, variants[c]),
+                                                  strategies[c], reach, scores.get(c, {}),
+                                                  costs))
+    return out
+
+
 def enroll_customers(run: Run, customer_ids: Sequence[str], *, session: Session,
-                     event_id: str | None = None,
-                     event_data: dict[str, Any] | None = None) -> list[Enrollment]:
+                     event_id: str | None = None, event_data: dict[str, Any] | None = None,
+                     settings: Settings | None = None) -> list[Enrollment]:
     """Insert enrollment rows for customers not yet in this run; returns the new rows
-    (status `pending`, or `excluded` with exit_reason `converted`)."""
+    (status `pending`, or `excluded` with exit_reason `converted`). Each row carries its
+    variant (stable hash), its resolved channel order and its own promo code."""
     spec = run_spec(run)
     ids = list(dict.fromkeys(customer_ids))
     already: set[str] = set()
@@ -114,20 +165,30 @@ def enroll_customers(run: Run, customer_ids: Sequence[str], *, session: Session,
             Enrollment.run_id == run.id, Enrollment.customer_id.in_(ids[start:start + 500]))))
     ids = [c for c in ids if c not in already]
     excluded = converted_within_lookback(spec, ids, session=session)
-    need_codes = [c for c in ids if c not in excluded] if spec.promo else []
-    codes = iter(_unique_codes(spec.promo.pattern, len(need_codes), session=session)
-                 if spec.promo else [])
+    variants = {c: assign_variant(spec, c) for c in ids}
+    live = [c for c in ids if c not in excluded]
+    orders = _orders(spec, live, variants, settings, session=session)
+    codes: dict[str, str] = {}
+    by_pattern: dict[str, list[str]] = {}
+    for c in live:
+        promo = variant_promo(spec, variants[c])
+        if promo:
+            by_pattern.setdefault(promo.pattern, []).append(c)
+    for pattern, members in by_pattern.items():
+        codes.update(zip(members, _unique_codes(pattern, len(members), session=session)))
     now = utcnow()
     rows = []
     for customer_id in ids:
         is_excluded = customer_id in excluded
+        strategy, order = orders.get(customer_id, (None, None))
         rows.append(Enrollment(
-            id=new_id("enr"), run_id=run.id, customer_id=customer_id, variant="default",
+            id=new_id("enr"), run_id=run.id, customer_id=customer_id,
+            variant=variants[customer_id],
             status="excluded" if is_excluded else "pending",
             exit_reason="converted" if is_excluded else None,
-            promo_code=None if is_excluded or not spec.promo else next(codes),
-            event_data=event_data, trigger_event_id=event_id,
-            conversion_events=spec.conversion_events, lookback_s=spec.lookback_s,
+            promo_code=codes.get(customer_id), event_data=event_data,
+            trigger_event_id=event_id, conversion_events=spec.conversion_events,
+            lookback_s=spec.lookback_s, order_strategy=strategy, channel_order=order,
             enrolled_at=now, finished_at=now if is_excluded else None))
     session.add_all(rows)
     session.flush()
@@ -135,9 +196,10 @@ def enroll_customers(run: Run, customer_ids: Sequence[str], *, session: Session,
 
 
 def cascade_input(run: Run, enrollment: Enrollment, settings: Settings) -> CascadeInput:
-    steps, follow = plan(run_spec(run), enrollment.variant)
+    steps, follow = plan(run_spec(run), enrollment.variant, enrollment.channel_order)
     return CascadeInput(enrollment_id=enrollment.id, run_id=run.id, campaign=run.campaign,
                         customer_id=enrollment.customer_id, steps=steps, follow_ups=follow,
+                        holdout=enrollment.variant == HOLDOUT,
                         time_scale=run.time_scale, send_timeout_s=settings.send_timeout_s,
                         send_max_attempts=settings.send_max_attempts,
                         send_initial_retry_s=settings.send_initial_retry_s,

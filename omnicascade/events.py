@@ -65,6 +65,7 @@ def enroll_event(event_id: str, settings: Settings, *, session: Session) -> list
                                              Run.trigger_event == event.type))
     for run in runs:
         for enrollment in enroll_customers(run, [event.customer_id], session=session,
+                                           settings=settings,
                                            event_id=event.event_id, event_data=event.data):
             if enrollment.status == "pending":
                 inputs.append(cascade_input(run, enrollment, settings))

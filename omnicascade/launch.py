@@ -64,7 +64,7 @@ def _write(loaded: LoadedCampaign, audience: list[CustomerIn], settings: Setting
                                 f"add their columns to the audience file")
         run = create_run(loaded, session=session, time_scale=time_scale,
                          audience_total=len(ids))
-        rows = enroll_customers(run, ids, session=session)
+        rows = enroll_customers(run, ids, session=session, settings=settings)
         return run.id, [r.id for r in rows if r.status == "pending"], \
             sum(1 for r in rows if r.status == "excluded")
 

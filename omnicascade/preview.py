@@ -1,56 +1,168 @@
-"""`campaign preview`: render every message for one customer exactly as it would be sent.
-Reads the customer from the database; writes nothing, sends nothing."""
+"""`campaign preview`: render every message for one customer exactly as it would be sent, with
+the planned timeline in their time zone (quiet-hour deferrals included); or summarise an
+audience (variants, reachability, expected cost). Reads the database; writes nothing."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from omnicascade.customers import customer_dict
+from omnicascade import ordering
+from omnicascade.config import Settings
+from omnicascade.customers import CustomerIn, customer_dict
 from omnicascade.db.models import Customer
 from omnicascade.durations import format_duration
+from omnicascade.enroll import variant_order, variant_promo, variant_steps
+from omnicascade.experiment import HOLDOUT, assign_variant
+from omnicascade.quiet_hours import customer_zone, quiet_until
 from omnicascade.reports.views import NotFound
-from omnicascade.spec import LoadedCampaign
+from omnicascade.sms import segments
+from omnicascade.spec import CHANNELS, CampaignSpec, LoadedCampaign, Step
+from omnicascade.templates.helpers import favorite_product
 from omnicascade.templates.render import RenderError, build_context, render_message
 
-ADDRESS = {"email": "email", "sms": "phone", "telegram": "telegram_chat_id", "push": "push_token"}
+ADDRESS = ordering.ADDRESS
+
+
+def _render(loaded: LoadedCampaign, template: str, channel: str, cust: dict[str, Any],
+            event: dict[str, Any] | None, promo: dict[str, Any], variant: str, key: str,
+            favorite: str | None) -> dict[str, Any]:
+    spec = loaded.spec
+    try:
+        r = render_message(loaded.templates.get(template, {}), build_context(
+            customer=cust, event=event, promo=promo,
+            campaign={"name": spec.campaign, "description": spec.description,
+                      "run_id": "preview"},
+            unsubscribe_url="https://example.invalid/u/preview",
+            step={"key": key, "channel": channel}, variant=variant,
+            favorite_product=favorite), template=template)
+    except RenderError as exc:
+        return {"error": str(exc)}
+    out: dict[str, Any] = {"subject": r.subject, "title": r.title, "body": r.body,
+                           "html": r.html}
+    if channel == "sms":
+        out["segments"] = segments(r.body)
+    return out
+
+
+def _order(spec: CampaignSpec, variant: str, steps: list[Step], reach: set[str],
+           settings: Settings, customer_id: str, session: Session) -> list[int]:
+    strategy = variant_order(spec, variant)
+    costs = {ch: settings.unit_cost(ch) for ch in CHANNELS}
+    scores = ordering.history([customer_id], session=session).get(customer_id, {}) \
+        if strategy == "preference" else {}
+    return ordering.resolve(steps, strategy, reach, scores, costs)
 
 
 def preview(loaded: LoadedCampaign, customer_id: str, *, session: Session,
-            event: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+            settings: Settings, event: dict[str, Any] | None = None,
+            start: datetime | None = None) -> list[dict[str, Any]]:
+    """Every message of every variant for this customer, in send order, with the planned
+    local send time assuming a launch at `start` (default now) and no conversion."""
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise NotFound(f"no customer {customer_id!r}; import it first")
     spec, cust = loaded.spec, customer_dict(customer)
-    promo = ({"code": spec.promo.pattern.split("{")[0] + "PREVIEW",
-              "discount": spec.promo.discount} if spec.promo else {})
+    zone = customer_zone(customer.timezone, customer.phone, spec.timezone)
+    suppressed = ordering.load_suppressed({customer.id: customer}, session=session)
+    reach = ordering.reachable_channels(customer, suppressed)
+    favorite = favorite_product(_orders(session, customer_id))
+    own = assign_variant(spec, customer_id)
+    names = ["default"] if spec.experiment is None else list(spec.experiment.variants)
+    start = start or datetime.now(timezone.utc)
     out = []
-    uses = [("", "cascade", i, s.channel, s.template, s.wait) for i, s in enumerate(spec.steps)]
-    uses += [("", "after_conversion", i, f.channel, f.template, f.delay)
-             for i, f in enumerate(spec.after_conversion)]
-    for name, steps in spec.all_step_lists().items():
-        if name:
-            uses += [(name, "cascade", i, s.channel, s.template, s.wait)
-                     for i, s in enumerate(steps)]
-    for variant, phase, i, channel, template, wait in uses:
-        entry: dict[str, Any] = {"variant": variant or "default", "phase": phase, "step": i + 1,
-                                 "channel": channel, "template": template,
-                                 "wait" if phase == "cascade" else "delay": format_duration(wait),
-                                 "to": cust.get(ADDRESS[channel])}
-        if not entry["to"]:
-            entry["skipped"] = "no_address"
-        try:
-            r = render_message(loaded.templates.get(template, {}), build_context(
-                customer=cust, event=event, promo=promo,
-                campaign={"name": spec.campaign, "description": spec.description,
-                          "run_id": "preview"},
-                unsubscribe_url="https://example.invalid/u/preview",
-                step={"key": str(i), "channel": channel}, variant=variant or "default"),
-                template=template)
-            entry.update({"subject": r.subject, "title": r.title, "body": r.body,
-                          "html": r.html})
-        except RenderError as exc:
-            entry["error"] = str(exc)
+    for variant in names:
+        steps = variant_steps(spec, variant)
+        promo_spec = variant_promo(spec, variant)
+        promo = ({"code": promo_spec.pattern.split("{")[0] + "PREVIEW",
+                  "discount": promo_spec.discount} if promo_spec else {})
+        t = start
+        for i in _order(spec, variant, steps, reach, settings, customer_id, session):
+            step = steps[i]
+            entry: dict[str, Any] = {"variant": variant, "assigned": variant == own,
+                                     "phase": "cascade", "step": i + 1,
+                                     "channel": step.channel, "template": step.template,
+                                     "wait": format_duration(step.wait),
+                                     "to": cust.get(ADDRESS[step.channel])}
+            if step.channel not in reach:
+                entry["skipped"] = "no_address_or_consent"
+            elif spec.quiet_hours:
+                until = quiet_until(t, zone, spec.quiet_hours.start, spec.quiet_hours.end)
+                if until is not None and spec.quiet_hours.mode == "skip":
+                    entry["skipped"] = "quiet_hours"
+                elif until is not None:
+                    entry["deferred_from"] = t.astimezone(zone).isoformat()
+                    t = until
+            entry["at"] = t.astimezone(zone).isoformat()
+            entry.update(_render(loaded, step.template, step.channel, cust, event, promo,
+                                 variant, str(i), favorite))
+            out.append(entry)
+            if "skipped" not in entry:
+                t = t + timedelta(seconds=step.wait)
+    for i, f in enumerate(spec.after_conversion):
+        entry = {"variant": "all", "assigned": own != HOLDOUT, "phase": "after_conversion",
+                 "step": i + 1, "channel": f.channel, "template": f.template,
+                 "delay": format_duration(f.delay), "to": cust.get(ADDRESS[f.channel]),
+                 "at": f"{format_duration(f.delay)} after a conversion"}
+        promo_spec = variant_promo(spec, own if own != HOLDOUT else "default")
+        promo = ({"code": promo_spec.pattern.split("{")[0] + "PREVIEW",
+                  "discount": promo_spec.discount} if promo_spec else {})
+        entry.update(_render(loaded, f.template, f.channel, cust, event, promo, own,
+                             f"ac{i}", favorite))
         out.append(entry)
     return out
+
+
+def _orders(session: Session, customer_id: str) -> list:
+    from sqlalchemy import select
+
+    from omnicascade.db.models import ConversionEvent
+    return list(session.scalars(select(ConversionEvent.data).where(
+        ConversionEvent.customer_id == customer_id).order_by(ConversionEvent.occurred_at)))
+
+
+def preview_audience(loaded: LoadedCampaign, audience: list[CustomerIn], *, session: Session,
+                     settings: Settings, sample: int = 1000) -> dict[str, Any]:
+    """How the audience splits into variants and holdout, who is reachable on which channel,
+    and what the full cascade costs per 1,000 customers if nobody converts."""
+    spec = loaded.spec
+    ids = [c.id for c in audience]
+    known = ordering.load_customers(ids, session=session)
+    missing = [i for i in ids if i not in known]
+    suppressed = ordering.load_suppressed(known, session=session)
+    variants: dict[str, int] = {}
+    reachable = {ch: 0 for ch in CHANNELS}
+    messages = {ch: 0.0 for ch in CHANNELS}
+    sms_segments: list[int] = []
+    cost = 0.0
+    for cid in ids:
+        variant = assign_variant(spec, cid)
+        variants[variant] = variants.get(variant, 0) + 1
+        reach = ordering.reachable_channels(known.get(cid), suppressed)
+        for ch in reach:
+            reachable[ch] += 1
+        if variant == HOLDOUT or cid not in known:
+            continue
+        for step in variant_steps(spec, variant):
+            if step.channel not in reach:
+                continue
+            units = 1
+            if step.channel == "sms" and len(sms_segments) < sample:
+                promo_spec = variant_promo(spec, variant)
+                promo = {"code": "XXXXXX", "discount": promo_spec.discount} if promo_spec else {}
+                r = _render(loaded, step.template, "sms", customer_dict(known[cid]), None,
+                            promo, variant, "0", None)
+                sms_segments.append(r.get("segments", 1))
+            if step.channel == "sms" and sms_segments:
+                units = sum(sms_segments) / len(sms_segments)
+            messages[step.channel] += 1
+            cost += settings.unit_cost(step.channel) * units
+    n = len(ids) or 1
+    return {"campaign": spec.campaign, "customers": len(ids), "unknown_customers": len(missing),
+            "variants": variants, "reachable": reachable,
+            "messages_per_1000": {ch: round(v * 1000 / n, 1) for ch, v in messages.items()},
+            "avg_sms_segments": round(sum(sms_segments) / len(sms_segments), 2)
+            if sms_segments else None,
+            "cost_per_1000": round(cost * 1000 / n, 4)}

@@ -122,8 +122,13 @@ class Experiment(_Model):
     def _weights(self) -> Experiment:
         if not 0 <= self.holdout < 100:
             raise ValueError("holdout must be at least 0% and below 100%")
-        if sum(v.weight for v in self.variants.values()) <= 0:
-            raise ValueError("variant weights must add up to more than 0")
+        total = sum(v.weight for v in self.variants.values())
+        if abs(total - 100) > 1e-6:
+            raise ValueError(f"variant weights must add up to 100 (they add up to {total:g})")
+        for name in self.variants:
+            if name in ("holdout", "default") or not _SLUG.match(name):
+                raise ValueError(f"variant name {name!r} is not allowed: use lowercase letters, "
+                                 f"digits, - and _ (and not 'holdout' or 'default')")
         return self
 
 
@@ -330,12 +335,7 @@ def load_campaign(path: Path | str) -> LoadedCampaign:
     templates, problems = load_templates(spec, data, path)
     if problems:
         raise SpecError(problems)
-    notes = []
-    for key in ("quiet_hours", "frequency_cap", "experiment"):
-        if getattr(spec, key) is not None:
-            notes.append(f"{key} is validated but not yet enforced by this version")
-    if spec.order != "as_written":
-        notes.append(f"order: {spec.order} is validated but steps run as written in this version")
+    notes: list[str] = []
     return LoadedCampaign(spec=spec, path=path, templates=templates, notes=notes)
 
 

@@ -111,3 +111,15 @@ async def finish(env, h: WorkflowHandle, timeout: float = 60) -> Any:  # noqa: A
         return await asyncio.wait_for(h.result(), timeout)
     async with unlocked():
         return await asyncio.wait_for(h.result(), timeout)
+
+
+async def start_enrollments(client: Client, settings: Settings, rows: list[Enrollment]) -> None:
+    """Start the cascades of enrollments written earlier with start=False."""
+    from omnicascade.db.models import Run
+    with session_scope(settings.db_url) as s:
+        inputs = [cascade_input(s.get(Run, e.run_id), s.get(Enrollment, e.id), settings)
+                  for e in rows]
+    for inp in inputs:
+        await start_cascade(client, settings, inp)
+    with session_scope(settings.db_url) as s:
+        mark_active([i.enrollment_id for i in inputs], session=s)

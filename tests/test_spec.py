@@ -96,7 +96,7 @@ def test_experiment_campaign_is_valid_and_notes_unenforced_parts(tmp_path: Path)
     assert any("experiment" in n for n in loaded.notes)
 
 
-SMALL_HOLDOUT = "experiment:\n  holdout: 0.5%\n  variants:\n    a: {weight: 1}\n"
+SMALL_HOLDOUT = "experiment:\n  holdout: 0.5%\n  variants:\n    a: {weight: 100}\n"
 
 
 @pytest.mark.parametrize("extra", ["", EXPERIMENT, SMALL_HOLDOUT])
@@ -244,20 +244,20 @@ def test_missing_steps(tmp_path: Path) -> None:
 def test_experiment_weights_summing_to_zero(tmp_path: Path) -> None:
     text = CASCADE_YAML + "experiment:\n  variants:\n    a: {weight: 0}\n    b: {weight: 0}\n"
     p = only_problem(write_campaign(tmp_path, text))
-    assert "weights must add up to more than 0" in p.message
+    assert "weights must add up to 100" in p.message
     assert p.line is not None and p.line >= line_of(text, "experiment:")
 
 
 @pytest.mark.parametrize("holdout", ["100%", "150%"])
 def test_holdout_of_100_percent_or_more(tmp_path: Path, holdout: str) -> None:
-    text = CASCADE_YAML + f"experiment:\n  holdout: {holdout}\n  variants:\n    a: {{weight: 1}}\n"
+    text = CASCADE_YAML + f"experiment:\n  holdout: {holdout}\n  variants:\n    a: {{weight: 100}}\n"
     p = only_problem(write_campaign(tmp_path, text))
     assert "holdout must be at least 0% and below 100%" in p.message
     assert p.line is not None and p.line >= line_of(text, "experiment:")
 
 
 def test_holdout_that_is_not_a_percentage(tmp_path: Path) -> None:
-    text = CASCADE_YAML + "experiment:\n  holdout: lots\n  variants:\n    a: {weight: 1}\n"
+    text = CASCADE_YAML + "experiment:\n  holdout: lots\n  variants:\n    a: {weight: 100}\n"
     p = only_problem(write_campaign(tmp_path, text))
     assert p.line == line_of(text, "holdout") and "not a percentage" in p.message
 
@@ -360,9 +360,9 @@ def test_loop_and_set_variables_are_not_unknown(tmp_path: Path) -> None:
 
 def test_html_part_is_checked_too(tmp_path: Path) -> None:
     path = write_campaign(tmp_path, templates={**TEMPLATES,
-                                               "t_email.html.j2": "<p>{{ cart.total }}</p>"})
+                                               "t_email.html.j2": "<p>{{ basket.total }}</p>"})
     p = only_problem(path)
-    assert p.file.endswith("t_email.html.j2") and "unknown variable 'cart'" in p.message
+    assert p.file.endswith("t_email.html.j2") and "unknown variable 'basket'" in p.message
 
 
 # ---- durations ------------------------------------------------------------------------------

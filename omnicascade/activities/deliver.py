@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from temporalio import activity
@@ -25,8 +25,11 @@ from omnicascade.config import Settings
 from omnicascade.db.models import ConversionEvent, Customer, Delivery, Enrollment, Run, \
     Suppression, utcnow
 from omnicascade.db.session import session_scope
-from omnicascade.enroll import run_spec
+from omnicascade.enroll import run_spec, variant_promo
+from omnicascade.quiet_hours import customer_zone, quiet_until
+from omnicascade.spec import FrequencyCap
 from omnicascade.links import unsubscribe_url
+from omnicascade.templates.helpers import favorite_product
 from omnicascade.templates.render import RenderError, build_context, render_message
 from omnicascade.workflows.types import DeliverInput, DeliverResult, StepPlan
 
@@ -70,7 +73,29 @@ def is_suppressed(channel: str, address: str, *, session: Session) -> bool:
                                                      Suppression.address == address))))
 
 
-def prepare(inp: DeliverInput, settings: Settings, *, session: Session) -> Prepared:
+def over_frequency_cap(cap: FrequencyCap, customer_id: str, delivery_id: str, channel: str,
+                       now: datetime, *, session: Session) -> bool:
+    """Messages to this customer in the window, across every campaign. The customer row is
+    locked first (SQLite: the transaction already holds the write lock), so two campaigns
+    racing for the same customer are serialised and cannot both slip under the cap."""
+    if cap.channels and channel not in cap.channels:
+        return False
+    session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+    q = select(func.count()).select_from(Delivery).where(
+        Delivery.customer_id == customer_id, Delivery.id != delivery_id,
+        Delivery.status.in_(("sent", "unknown", "sending")),
+        Delivery.created_at >= now - timedelta(seconds=cap.per))
+    if cap.channels:
+        q = q.where(Delivery.channel.in_(cap.channels))
+    return int(session.scalar(q) or 0) >= cap.max
+
+
+def prepare(inp: DeliverInput, settings: Settings, *, session: Session,
+            now: datetime | None = None) -> Prepared:
+    """Decide what this attempt does. `now` (naive UTC) is the later of the wall clock and
+    Temporal's schedule time, so quiet hours follow the workflow's clock (and the
+    time-skipping test server can drive them across a DST night)."""
+    now = now or utcnow()
     step: StepPlan = inp.step
     delivery_id = f"{inp.enrollment_id}:{step.key}"
     row = session.get(Delivery, delivery_id)
@@ -97,7 +122,27 @@ def prepare(inp: DeliverInput, settings: Settings, *, session: Session) -> Prepa
         return Prepared(result=_record(session, row, base, "skipped", "no_address"))
     if is_suppressed(step.channel, address, session=session):
         return Prepared(result=_record(session, row, base, "skipped", "unsubscribed"))
+    if (customer.consents or {}).get(step.channel, True) is False:
+        return Prepared(result=_record(session, row, base, "skipped", "no_consent"))
     spec = run_spec(run)
+    if spec.quiet_hours:
+        zone = customer_zone(customer.timezone, customer.phone, spec.timezone)
+        until = quiet_until(now.replace(tzinfo=timezone.utc), zone, spec.quiet_hours.start,
+                            spec.quiet_hours.end)
+        if until is not None and spec.quiet_hours.mode == "skip":
+            return Prepared(result=_record(session, row, base, "skipped", "quiet_hours"))
+        if until is not None:
+            result = _record(session, row, base, "deferred", "quiet_hours")
+            delivery = session.get(Delivery, delivery_id)
+            assert delivery is not None
+            delivery.deferred_until = until.replace(tzinfo=None)
+            return Prepared(result=DeliverResult(delivery_id, "deferred", "quiet_hours",
+                                                 defer_until=until.isoformat()))
+    # The cap window is measured on the ledger's own (wall) clock, like created_at.
+    if spec.frequency_cap and over_frequency_cap(spec.frequency_cap, customer.id, delivery_id,
+                                                 step.channel, utcnow(), session=session):
+        return Prepared(result=_record(session, row, base, "skipped", "frequency_cap"))
+    promo_spec = variant_promo(spec, enrollment.variant)
     unsub = unsubscribe_url(settings, enrollment.id, step.channel)
     try:
         rendered = render_message(
@@ -105,13 +150,15 @@ def prepare(inp: DeliverInput, settings: Settings, *, session: Session) -> Prepa
             build_context(customer=_customer_dict(customer),
                           event=enrollment.event_data,
                           promo={"code": enrollment.promo_code,
-                                 "discount": spec.promo.discount if spec.promo else None}
+                                 "discount": promo_spec.discount if promo_spec else None}
                           if enrollment.promo_code else {},
                           campaign={"name": spec.campaign, "description": spec.description,
                                     "run_id": run.id},
                           unsubscribe_url=unsub,
                           step={"key": step.key, "channel": step.channel},
-                          variant=enrollment.variant),
+                          variant=enrollment.variant,
+                          favorite_product=_favorite(run, step.template, customer.id,
+                                                     session=session)),
             template=step.template)
     except RenderError as exc:
         return Prepared(result=_record(session, row, base, "failed", f"template: {exc}"))
@@ -126,6 +173,15 @@ def prepare(inp: DeliverInput, settings: Settings, *, session: Session) -> Prepa
         subject=rendered.subject, html=rendered.html, title=rendered.title,
         customer_id=enrollment.customer_id, run_id=run.id, step=step.key,
         campaign=spec.campaign, unsubscribe_url=unsub))
+
+
+def _favorite(run: Run, template: str, customer_id: str, *, session: Session) -> str | None:
+    sources = run.snapshot["templates"].get(template, {})
+    if not any("favorite_product" in src for src in sources.values()):
+        return None  # only query order history for templates that use it
+    orders = session.scalars(select(ConversionEvent.data).where(
+        ConversionEvent.customer_id == customer_id).order_by(ConversionEvent.occurred_at))
+    return favorite_product(list(orders))
 
 
 def _customer_dict(customer: Customer | None) -> dict:
@@ -151,6 +207,16 @@ def finish(delivery_id: str, status: str, reason: str | None, provider: str | No
     return _result(row)
 
 
+def _clock() -> datetime:
+    """Naive UTC now: the later of the wall clock and the attempt's schedule time."""
+    now = utcnow()
+    try:
+        scheduled = activity.info().current_attempt_scheduled_time
+    except RuntimeError:  # called outside an activity (tests, tools)
+        return now
+    return max(now, scheduled.astimezone(timezone.utc).replace(tzinfo=None))
+
+
 class DeliverActivities:
     def __init__(self, settings: Settings, channels: dict[str, Channel]):
         self.settings = settings
@@ -165,10 +231,11 @@ class DeliverActivities:
 
     @activity.defn(name="deliver_step")
     async def deliver_step(self, inp: DeliverInput) -> DeliverResult:
+        now = _clock()
         try:
-            prepared: Prepared = await self._db(prepare, inp, self.settings)
+            prepared: Prepared = await self._db(prepare, inp, self.settings, now=now)
         except IntegrityError:  # a concurrent attempt inserted the row first: re-read it
-            prepared = await self._db(prepare, inp, self.settings)
+            prepared = await self._db(prepare, inp, self.settings, now=now)
         if prepared.result is not None:
             return prepared.result
         message = prepared.message

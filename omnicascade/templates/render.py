@@ -13,11 +13,15 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from omnicascade.templates.helpers import FILTERS
+
 CONTEXT_NAMES = frozenset({"customer", "event", "promo", "campaign", "unsubscribe_url",
-                           "step", "variant"})
+                           "step", "variant", "cart", "favorite_product"})
 _env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
                                      keep_trailing_newline=False)
 _html_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+for _e in (_env, _html_env):
+    _e.filters.update(FILTERS)
 
 
 class RenderError(Exception):
@@ -64,10 +68,13 @@ def render_message(parts: dict[str, str], context: dict[str, Any], *, template: 
 def build_context(*, customer: dict[str, Any], event: dict[str, Any] | None,
                   promo: dict[str, Any] | None, campaign: dict[str, Any],
                   unsubscribe_url: str, step: dict[str, Any] | None = None,
-                  variant: str | None = None) -> dict[str, Any]:
+                  variant: str | None = None,
+                  favorite_product: str | None = None) -> dict[str, Any]:
     # Attributes first so the core fields (id, email, …) always win a name clash.
     cust = dict(customer.get("attributes") or {})
     cust.update({k: v for k, v in customer.items() if k != "attributes"})
     return {"customer": cust, "event": event or {}, "promo": promo or {},
             "campaign": campaign, "unsubscribe_url": unsubscribe_url,
-            "step": step or {}, "variant": variant}
+            "step": step or {}, "variant": variant,
+            # `cart` is the trigger's data under the name marketers use for it
+            "cart": event or {}, "favorite_product": favorite_product}

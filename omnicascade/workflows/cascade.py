@@ -9,7 +9,7 @@ re-checks the database before every send, so a lost signal never leaks a message
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -52,6 +52,8 @@ class CustomerCascade:
     @workflow.run
     async def run(self, inp: CascadeInput) -> str:
         self._set_status(inp, "active")
+        if inp.holdout:
+            return await self._holdout(inp)
         for step in inp.steps:
             if self._converted:
                 break
@@ -79,6 +81,9 @@ class CustomerCascade:
                     await workflow.sleep(self._scaled(inp, follow_up.wait_s))
                 self._state = f"sending follow-up {follow_up.key} ({follow_up.channel})"
                 await self._deliver(inp, follow_up)
+        return await self._finish(inp, outcome)
+
+    async def _finish(self, inp: CascadeInput, outcome: str) -> str:
         self._state = outcome
         await workflow.execute_activity(
             "finish_enrollment", FinishInput(inp.enrollment_id, outcome,
@@ -89,7 +94,41 @@ class CustomerCascade:
         self._set_status(inp, outcome)
         return outcome
 
+    async def _holdout(self, inp: CascadeInput) -> str:
+        """The baseline: no messages at all, but the same window to convert in, so its
+        conversion rate compares like for like with the variants."""
+        self._state = "holdout: watching for a conversion, sending nothing"
+        window = sum(s.wait_s for s in inp.steps)
+        if window > 0 and not self._converted:
+            try:
+                await workflow.wait_condition(lambda: self._converted,
+                                              timeout=self._scaled(inp, window))
+            except asyncio.TimeoutError:
+                pass
+        return await self._finish(inp, "converted" if self._converted else "completed")
+
     async def _deliver(self, inp: CascadeInput, step: StepPlan) -> DeliverResult:
+        """Deliver a step, honouring quiet-hour deferrals (a durable timer in the workflow,
+        interrupted by a conversion for cascade steps)."""
+        while True:
+            result = await self._attempt(inp, step)
+            if result.status != "deferred" or not result.defer_until:
+                return result
+            until = datetime.fromisoformat(result.defer_until)
+            delay = max(until - workflow.now(), timedelta(seconds=1))
+            self._state = f"step {step.key} ({step.channel}) deferred by quiet hours until " \
+                          f"{result.defer_until}"
+            if step.phase == "cascade":
+                try:
+                    await workflow.wait_condition(lambda: self._converted, timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+                if self._converted:
+                    return DeliverResult(result.delivery_id, "skipped", "converted")
+            else:
+                await workflow.sleep(delay)
+
+    async def _attempt(self, inp: CascadeInput, step: StepPlan) -> DeliverResult:
         try:
             result = await self._deliver_once(inp, step)
         except ActivityError as err:

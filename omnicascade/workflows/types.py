@@ -24,6 +24,7 @@ class CascadeInput:
     steps: list[StepPlan]
     follow_ups: list[StepPlan] = field(default_factory=list)
     time_scale: float = 1.0  # >1 compresses every wait (demos, rehearsals)
+    holdout: bool = False  # no messages at all; only watch for a conversion (the baseline)
     send_timeout_s: float = 30.0
     send_max_attempts: int = 10
     send_initial_retry_s: float = 1.0
@@ -45,9 +46,10 @@ class DeliverInput:
 @dataclass
 class DeliverResult:
     delivery_id: str
-    status: str            # sent | skipped | failed | unknown
+    status: str            # sent | skipped | failed | unknown | deferred
     reason: str | None = None
     provider_message_id: str | None = None
+    defer_until: str | None = None  # ISO UTC instant, for status "deferred" (quiet hours)
 
 
 @dataclass

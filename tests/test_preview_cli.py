@@ -1,0 +1,70 @@
+"""`campaign preview`: renders every message per variant with the planned timeline, or
+summarises an audience; needs no running server and writes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sysconfig
+from pathlib import Path
+
+from .conftest import CASCADE_YAML, write_campaign
+
+OMNI = str(Path(sysconfig.get_path("scripts")) / "omnicascade")
+EXPERIMENT = CASCADE_YAML + """\
+quiet_hours: {start: "00:00", end: "23:59"}
+experiment:
+  holdout: 10%
+  variants:
+    control: {weight: 50}
+    sms_first:
+      weight: 50
+      steps:
+        - {channel: sms,   template: t_sms,   wait: 24h}
+        - {channel: email, template: t_email, wait: 24h}
+"""
+
+
+def run(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICASCADE_")}
+    env["OMNICASCADE_HOME"] = str(home)
+    r = subprocess.run([OMNI, *args], env=env, capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in r.stderr + r.stdout, r.stderr
+    return r
+
+
+def test_preview_customer_and_audience(tmp_path):
+    home = tmp_path / "home"
+    campaign = write_campaign(tmp_path / "c", EXPERIMENT)
+    people = tmp_path / "people.csv"
+    rows = ["id,email,phone,telegram_chat_id,push_token,timezone,first_name"]
+    rows += [f"p{i},p{i}@example.com,+49151123{i:05d},,tok{i},Europe/Berlin,P{i}"
+             for i in range(200)]
+    people.write_text("\n".join(rows) + "\n")
+    assert run(home, "customers", "import", str(people)).returncode == 0
+    db_before = (home / "omnicascade.db").stat().st_mtime_ns
+
+    r = run(home, "campaign", "preview", str(campaign), "--customer", "p1", "--json")
+    assert r.returncode == 0, r.stderr
+    items = json.loads(r.stdout)
+    variants = {i["variant"] for i in items}
+    assert variants == {"control", "sms_first", "all"}
+    control = [i for i in items if i["variant"] == "control"]
+    assert [i["channel"] for i in control] == ["email", "sms", "telegram", "push"]
+    assert control[0]["subject"] == "Hi P1" and control[2]["skipped"]  # no telegram chat
+    assert control[1]["segments"] == 1
+    assert control[0]["deferred_from"] and control[0]["at"].endswith("+01:00")  # Berlin
+    text = run(home, "campaign", "preview", str(campaign), "--customer", "p1").stdout
+    assert "quiet hours: deferred from" in text and "SMS segment" in text
+
+    r = run(home, "campaign", "preview", str(campaign), "--audience", str(people), "--json")
+    summary = json.loads(r.stdout)
+    assert summary["customers"] == 200 and summary["reachable"]["telegram"] == 0
+    assert sum(summary["variants"].values()) == 200 and "holdout" in summary["variants"]
+    # per non-holdout customer: 1 email + 1 sms (+ push for control); cost > 0
+    assert summary["cost_per_1000"] > 0 and summary["avg_sms_segments"] == 1
+    assert (home / "omnicascade.db").stat().st_mtime_ns == db_before  # nothing written
+
+    bad = run(home, "campaign", "preview", str(campaign))
+    assert bad.returncode == 1 and "exactly one of --customer" in bad.stderr
