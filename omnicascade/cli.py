@@ -12,7 +12,8 @@ from typing import Optional
 import typer
 
 from omnicascade import display
-from omnicascade.config import ConfigError, Settings, load_settings
+from omnicascade.config import Settings, load_settings
+from omnicascade.errors import UserFacingError
 
 app = typer.Typer(help="omnicascade — durable campaign cascades that stop the moment a "
                        "customer converts.", no_args_is_help=True,
@@ -30,7 +31,7 @@ app.add_typer(db_app, name="db")
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
-class UserError(Exception):
+class UserError(UserFacingError):
     """A mistake the user can fix: printed without a traceback, exit code 1."""
 
 
@@ -238,9 +239,21 @@ def runs_list(as_json: bool = JSON) -> None:
 
 
 @runs_app.command("show")
-def runs_show(run_id: str, as_json: bool = JSON) -> None:
-    """A run's funnel per step and channel."""
+def runs_show(run_id: str, as_json: bool = JSON,
+              watch: bool = typer.Option(False, "--watch", help="Refresh the live funnel "
+                                         "until the run completes (Ctrl-C stops)."),
+              interval: float = typer.Option(2.0, help="Seconds between --watch refreshes.",
+                                             min=0.1)) -> None:
+    """A run's funnel per step and channel (live with --watch)."""
     from omnicascade.reports.views import run_show
+    if watch:
+        if as_json:
+            raise UserError("--watch redraws a table; use --json without --watch")
+        from omnicascade.reports.live import watch_run
+        s_ = settings()
+        db_url(s_)
+        watch_run(run_id, lambda: session(s_), display.console, interval)
+        return
     with session() as s:
         data = run_show(run_id, session=s)
     if as_json:
@@ -293,28 +306,36 @@ def convert(customer: Optional[str] = typer.Option(None, help="Customer id."),
 
 
 @app.command()
-def report(run_id: str, html: Optional[Path] = typer.Option(None, help="Write an HTML report."),
+def report(run_id: str,
+           html: Optional[Path] = typer.Option(None, help="Write a self-contained HTML "
+                                               "report (charts included) to this file."),
+           csv: Optional[Path] = typer.Option(None, "--csv", help="Write customers.csv, "
+                                              "funnel.csv and variants.csv into this folder."),
            as_json: bool = JSON) -> None:
-    """Funnel and conversion report for a run."""
-    from omnicascade.reports.views import run_show
-    with session() as s:
-        data = run_show(run_id, session=s)
+    """Funnel, attribution, A/B significance, lift over holdout and cost for a run."""
+    from omnicascade.reports.build import compose, load, status_of
+    s_ = settings()
+    with session(s_) as s:
+        data = load(run_id, session=s, settings=s_)
+        rep = compose(data, status_of(run_id, session=s))
     if html:
         from omnicascade.reports.html import write_html
-        write_html(data, html)
+        write_html(rep, html)
         display.err_console.print(f"wrote {html}")
+    if csv:
+        from omnicascade.reports.export import write_csv
+        for path in write_csv(rep, data, csv):
+            display.err_console.print(f"wrote {path}")
     if as_json:
-        display.print_json(data)
-    elif not html:
-        display.console.print(display.funnel_table(data))
-        display.console.print(display.run_summary(data))
+        display.print_json(rep)
+    elif not html and not csv:
+        from omnicascade.reports.terminal import report_view
+        for item in report_view(rep):
+            display.console.print(item)
 
 
 def main() -> None:
-    from omnicascade.customers import ImportError_
-    from omnicascade.conversions import ConversionRejected
-    from omnicascade.launch import AudienceError
-    from omnicascade.reports.views import NotFound
+    from omnicascade.errors import UserFacingError
     from omnicascade.spec import SpecError
     try:
         app()
@@ -324,8 +345,7 @@ def main() -> None:
         for p in exc.problems:
             print(f"  {p}", file=sys.stderr)
         sys.exit(1)
-    except (ConfigError, UserError, ImportError_, AudienceError, NotFound,
-            ConversionRejected) as exc:
+    except (UserFacingError, UserError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

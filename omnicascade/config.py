@@ -16,12 +16,14 @@ from typing import Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from omnicascade.errors import UserFacingError
+
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "test", "placeholder", "xxx"}
 DEFAULT_SEARCH_ATTRIBUTES = ("OmnicascadeCampaign", "OmnicascadeRun", "OmnicascadeCustomer",
                              "OmnicascadeStatus")
 
 
-class ConfigError(Exception):
+class ConfigError(UserFacingError):
     """A configuration mistake the operator must fix; shown without a traceback."""
 
 

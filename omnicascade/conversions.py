@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from omnicascade.errors import UserFacingError
 from omnicascade.db.models import ConversionEvent, Enrollment, to_utc_naive, utcnow
 from omnicascade.workflows import search
 from omnicascade.workflows.types import ConversionSignal
@@ -47,7 +48,7 @@ class ConversionIn(BaseModel):
         return self
 
 
-class ConversionRejected(ValueError):
+class ConversionRejected(UserFacingError, ValueError):
     """The conversion names something we do not know (e.g. an unknown promo code)."""
 
 

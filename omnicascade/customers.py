@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from omnicascade.db.models import Customer, utcnow
+from omnicascade.errors import UserFacingError
 
 CORE_FIELDS = ("id", "email", "phone", "telegram_chat_id", "push_token", "timezone", "locale")
 
@@ -88,7 +89,7 @@ class RowProblem:
         return f"line {self.line}: {self.message}" if self.line else self.message
 
 
-class ImportError_(Exception):
+class ImportError_(UserFacingError):
     def __init__(self, path: str, problems: list[RowProblem]):
         self.problems = problems
         shown = "\n".join(f"{path}:{'' if p.line else ' '}{p}" for p in problems[:50])
@@ -167,6 +168,9 @@ def parse_customer_file(path: Path) -> list[CustomerIn]:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 problems.append(RowProblem(n, f"invalid JSON: {exc.msg} at column {exc.colno}"))
+                continue
+            except RecursionError:
+                problems.append(RowProblem(n, "invalid JSON: nested too deeply"))
                 continue
             if not isinstance(obj, dict):
                 problems.append(RowProblem(n, "each line must be a JSON object"))

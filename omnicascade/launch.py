@@ -18,11 +18,12 @@ from omnicascade.db.models import Customer, Enrollment, Run
 from omnicascade.db.session import session_scope
 from omnicascade.enroll import cascade_input, create_run, enroll_customers, mark_active, \
     start_cascades
+from omnicascade.errors import UserFacingError
 from omnicascade.spec import LoadedCampaign
 from omnicascade.temporal_client import connect
 
 
-class AudienceError(ValueError):
+class AudienceError(UserFacingError, ValueError):
     pass
 
 

@@ -23,3 +23,12 @@ def test_round_trip_and_models_match(tmp_path):
     assert {"customers", "runs", "enrollments", "deliveries", "conversions", "events",
             "outbox_messages", "suppressions", "delivery_events",
             "telegram_links"} <= set(inspect(get_engine(url)).get_table_names())
+
+
+def test_check_head_constant_matches_alembic(tmp_path):
+    from alembic.script import ScriptDirectory
+
+    from omnicascade.db.check import HEAD
+    from omnicascade.db.migrate import alembic_config
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    assert ScriptDirectory.from_config(alembic_config(url)).get_current_head() == HEAD

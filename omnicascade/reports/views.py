@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from omnicascade.customers import customer_dict
+from omnicascade.errors import UserFacingError
 from omnicascade.db.models import ConversionEvent, Customer, Delivery, Enrollment, \
     OutboxMessage, Run
 
@@ -65,8 +66,24 @@ def runs_list(*, session: Session) -> list[dict[str, Any]]:
     return rows
 
 
-class NotFound(LookupError):
+class NotFound(UserFacingError, LookupError):
     pass
+
+
+def _waiting(session: Session, run_id: str) -> dict[tuple[int, str], int]:
+    """Live funnel: how many cascades still in progress last reached each step."""
+    last: dict[str, tuple[int, str]] = {}
+    for enrollment_id, index, channel in session.execute(
+            select(Delivery.enrollment_id, Delivery.step_index, Delivery.channel)
+            .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
+            .where(Delivery.run_id == run_id, Delivery.phase == "cascade",
+                   Enrollment.status.in_(("pending", "active")))):
+        if enrollment_id not in last or index > last[enrollment_id][0]:
+            last[enrollment_id] = (index, channel)
+    out: dict[tuple[int, str], int] = defaultdict(int)
+    for key in last.values():
+        out[key] += 1
+    return dict(out)
 
 
 def run_show(run_id: str, *, session: Session) -> dict[str, Any]:
@@ -97,6 +114,11 @@ def run_show(run_id: str, *, session: Session) -> dict[str, Any]:
             row["failed"] += n
     for key, row in steps.items():
         row["skipped_by_reason"] = dict(reasons.get(key, {}))
+        row["waiting"] = 0
+    for (index, channel), n in _waiting(session, run.id).items():
+        steps.setdefault(("cascade", index, channel), {
+            "index": index, "channel": channel, "sent": 0, "skipped": 0, "failed": 0,
+            "unknown": 0, "skipped_by_reason": {}, "waiting": 0})["waiting"] = n
     variants: dict[str, dict[str, int]] = {}
     for variant, status, is_conv, n in session.execute(
             select(Enrollment.variant, Enrollment.status, Enrollment.converted_at.is_not(None),

@@ -51,7 +51,7 @@ class CustomerCascade:
 
     @workflow.run
     async def run(self, inp: CascadeInput) -> str:
-        self._set_status(inp, "active")
+        # OmnicascadeStatus=active was set when the workflow was started; no upsert needed.
         if inp.holdout:
             return await self._holdout(inp)
         for step in inp.steps:
