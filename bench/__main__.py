@@ -39,7 +39,7 @@ from omnicascade.config import Settings
 from omnicascade.customers import CustomerIn, upsert_customers
 from omnicascade.db.migrate import upgrade
 from omnicascade.db.models import ConversionEvent, Delivery, Enrollment, OutboxMessage
-from omnicascade.db.session import session_scope
+from omnicascade.db.session import read_scope, session_scope
 from omnicascade.launch import launch
 from omnicascade.server import free_port, temporal_binary
 from omnicascade.spec import load_campaign
@@ -162,7 +162,7 @@ def write_campaign(folder: Path, name: str, wait: str) -> Path:
 
 
 def count(settings: Settings, query) -> int:  # noqa: ANN001
-    with session_scope(settings.db_url) as s:
+    with read_scope(settings.db_url) as s:
         return int(s.scalar(query) or 0)
 
 
@@ -226,7 +226,7 @@ async def measure(n: int, wait_s: int, stop_sample: int, workdir: Path) -> dict:
         for cid in sample:
             t_ack = await post_conversion(http, secret, cid, f"stop-{cid}")
             while True:
-                with session_scope(settings.db_url) as s:
+                with read_scope(settings.db_url) as s:
                     finished = s.scalar(select(Enrollment.finished_at).where(
                         Enrollment.run_id == slow_run.run_id, Enrollment.customer_id == cid))
                 if finished is not None:

@@ -53,6 +53,12 @@ def session(s: Settings | None = None):  # noqa: ANN201
     return session_scope(db_url(s))
 
 
+def reading(s: Settings | None = None):  # noqa: ANN201
+    """A read-only session: listings and reports never block the senders."""
+    from omnicascade.db.session import read_scope
+    return read_scope(db_url(s))
+
+
 # ---- embedded stack & deployment pieces ------------------------------------------------
 
 @app.command()
@@ -185,11 +191,11 @@ def campaign_preview(file: Path,
     if audience is not None:
         from omnicascade.customers import parse_customer_file
         people = parse_customer_file(audience)
-        with session(s) as db:
+        with reading(s) as db:
             summary = preview_audience(loaded, people, session=db, settings=s)
         display.print_json(summary) if as_json else display.audience_summary(summary)
         return
-    with session(s) as db:
+    with reading(s) as db:
         items = preview(loaded, customer, session=db, settings=s, event=data)
     if as_json:
         display.print_json(items)
@@ -218,7 +224,7 @@ def customers_import(file: Path, as_json: bool = JSON) -> None:
 def customers_show(customer_id: str, as_json: bool = JSON) -> None:
     """A customer's timeline: enrollments, messages, conversions."""
     from omnicascade.reports.views import customer_show
-    with session() as s:
+    with reading() as s:
         data = customer_show(customer_id, session=s)
     if as_json:
         display.print_json(data)
@@ -233,7 +239,7 @@ def customers_show(customer_id: str, as_json: bool = JSON) -> None:
 def runs_list(as_json: bool = JSON) -> None:
     """Every run with status, enrolled, converted and conversion rate."""
     from omnicascade.reports.views import runs_list as rl
-    with session() as s:
+    with reading() as s:
         rows = rl(session=s)
     display.print_json(rows) if as_json else display.console.print(display.runs_table(rows))
 
@@ -252,9 +258,9 @@ def runs_show(run_id: str, as_json: bool = JSON,
         from omnicascade.reports.live import watch_run
         s_ = settings()
         db_url(s_)
-        watch_run(run_id, lambda: session(s_), display.console, interval)
+        watch_run(run_id, lambda: reading(s_), display.console, interval)
         return
-    with session() as s:
+    with reading() as s:
         data = run_show(run_id, session=s)
     if as_json:
         display.print_json(data)
@@ -270,7 +276,7 @@ def outbox(customer: Optional[str] = typer.Option(None, help="Only this customer
            as_json: bool = JSON) -> None:
     """What the outbox provider "sent" (rendered and stored, not delivered)."""
     from omnicascade.reports.views import outbox_list
-    with session() as s:
+    with reading() as s:
         rows = outbox_list(session=s, customer_id=customer, run_id=run, limit=limit)
     display.print_json(rows) if as_json else display.console.print(display.outbox_table(rows))
 
@@ -315,7 +321,7 @@ def report(run_id: str,
     """Funnel, attribution, A/B significance, lift over holdout and cost for a run."""
     from omnicascade.reports.build import compose, load, status_of
     s_ = settings()
-    with session(s_) as s:
+    with reading(s_) as s:
         data = load(run_id, session=s, settings=s_)
         rep = compose(data, status_of(run_id, session=s))
     if html:

@@ -23,7 +23,7 @@ from omnicascade.api.signature import HEADER, sign
 from omnicascade.config import Settings
 from omnicascade.customers import parse_customer_file, upsert_customers
 from omnicascade.db.models import Enrollment
-from omnicascade.db.session import session_scope
+from omnicascade.db.session import read_scope, session_scope
 from omnicascade.display import console, funnel_table, run_summary
 from omnicascade.launch import launch
 from omnicascade.reports.views import customer_show, run_show
@@ -118,7 +118,7 @@ async def _script(settings: Settings, api_url: str, t0: float) -> int:
 
     with console.status("cascades running…") as status:
         while True:
-            with session_scope(settings.db_url) as s:
+            with read_scope(settings.db_url) as s:
                 live = s.scalar(select(func.count()).where(
                     Enrollment.run_id == run_id, Enrollment.status.in_(("pending", "active"))))
                 data = run_show(run_id, session=s)

@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from omnicascade.channels.base import Channel, Message, PermanentSendError, RetryableSendError
+from omnicascade.channels.telegram_link import link_for_templates
 from omnicascade.config import Settings
 from omnicascade.db.models import ConversionEvent, Customer, Delivery, Enrollment, Run, \
     Suppression, utcnow
@@ -158,7 +159,11 @@ def prepare(inp: DeliverInput, settings: Settings, *, session: Session,
                           step={"key": step.key, "channel": step.channel},
                           variant=enrollment.variant,
                           favorite_product=_favorite(run, step.template, customer.id,
-                                                     session=session)),
+                                                     session=session),
+                          telegram_link=link_for_templates(
+                              run.snapshot["templates"].get(step.template, {}),
+                              enrollment.customer_id,
+                              session=session)),
             template=step.template)
     except RenderError as exc:
         return Prepared(result=_record(session, row, base, "failed", f"template: {exc}"))
@@ -191,8 +196,8 @@ def _customer_dict(customer: Customer | None) -> dict:
 
 def finish(delivery_id: str, status: str, reason: str | None, provider: str | None,
            message_id: str | None, suppress: tuple[str, str] | None = None, *,
-           session: Session, segments: int | None = None, unit_cost: float = 0.0
-           ) -> DeliverResult:
+           session: Session, segments: int | None = None, unit_cost: float = 0.0,
+           forget: bool = False) -> DeliverResult:
     row = session.get(Delivery, delivery_id)
     assert row is not None
     row.status, row.reason, row.provider, row.provider_message_id = (status, reason, provider,
@@ -201,10 +206,22 @@ def finish(delivery_id: str, status: str, reason: str | None, provider: str | No
         row.sent_at = utcnow()
         row.segments = segments
         row.cost = round(unit_cost * (segments or 1), 6)
-    if suppress:
-        session.add(Suppression(channel=suppress[0], address=suppress[1], reason=reason or ""))
+    if suppress or forget:
+        # Lazy: feedback imports consent, which imports this module.
+        from omnicascade.consent import suppress as add_suppression
+        from omnicascade.feedback import forget_address
+        if suppress:  # idempotent: another campaign may have suppressed it meanwhile
+            add_suppression(suppress[0], suppress[1], (reason or "")[:64], session=session)
+        if forget and row.to_address:  # a dead push token: remove it from the customer
+            forget_address(row.customer_id, row.channel, row.to_address, session=session)
     session.flush()
     return _result(row)
+
+
+def complete_enrollment(enrollment_id: str, *, session: Session) -> None:
+    row = session.get(Enrollment, enrollment_id)
+    if row is not None and row.finished_at is None:
+        row.status, row.finished_at = "completed", utcnow()
 
 
 def _clock() -> datetime:
@@ -231,6 +248,14 @@ class DeliverActivities:
 
     @activity.defn(name="deliver_step")
     async def deliver_step(self, inp: DeliverInput) -> DeliverResult:
+        result = await self._deliver(inp)
+        if inp.completes and result.status != "deferred":
+            # The cascade ends with this step: record it here and spare the workflow a
+            # separate finish activity (a retry lands here again, so it cannot be lost).
+            await self._db(complete_enrollment, inp.enrollment_id)
+        return result
+
+    async def _deliver(self, inp: DeliverInput) -> DeliverResult:
         now = _clock()
         try:
             prepared: Prepared = await self._db(prepare, inp, self.settings, now=now)
@@ -252,7 +277,8 @@ class DeliverActivities:
         except PermanentSendError as exc:
             return await self._db(finish, message.delivery_id, "failed", exc.reason,
                                   channel.provider, None,
-                                  (message.channel, message.to) if exc.suppress else None)
+                                  (message.channel, message.to) if exc.suppress else None,
+                                  forget=getattr(exc, "forget", False))
         except Exception as exc:  # noqa: BLE001 — ambiguous: it may have gone out
             return await self._db(finish, message.delivery_id, "unknown",
                                   f"{type(exc).__name__}: {exc}", channel.provider, None)

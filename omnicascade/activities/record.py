@@ -15,7 +15,12 @@ from omnicascade.workflows.types import FinishInput
 
 def finish_enrollment(inp: FinishInput, *, session: Session) -> None:
     row = session.get(Enrollment, inp.enrollment_id)
-    if row is None or row.finished_at is not None:
+    if row is None:
+        return
+    # A cascade whose last step already recorded "completed" may still turn out converted
+    # (a conversion signal raced that step): converted wins, nothing else overwrites.
+    if row.finished_at is not None and not (row.status == "completed"
+                                            and inp.status == "converted"):
         return
     row.status = inp.status
     row.finished_at = utcnow()

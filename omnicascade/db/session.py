@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 @lru_cache(maxsize=16)
-def get_engine(url: str) -> Engine:
+def get_engine(url: str, readonly: bool = False) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -35,14 +35,26 @@ def get_engine(url: str) -> Engine:
         # timeout retries. IMMEDIATE makes concurrent writers queue politely instead.
         @event.listens_for(engine, "begin")
         def _begin(conn):  # noqa: ANN001
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Readers (reports, listings) take no write lock and never block a send.
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
 
 
 @lru_cache(maxsize=16)
-def get_sessionmaker(url: str) -> sessionmaker[Session]:
-    return sessionmaker(get_engine(url), expire_on_commit=False)
+def get_sessionmaker(url: str, readonly: bool = False) -> sessionmaker[Session]:
+    return sessionmaker(get_engine(url, readonly), expire_on_commit=False)
+
+
+@contextmanager
+def read_scope(url: str) -> Iterator[Session]:
+    """A read-only transaction: on SQLite it takes no write lock (reports, listings)."""
+    session = get_sessionmaker(url, True)()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
 
 
 @contextmanager

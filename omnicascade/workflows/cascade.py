@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         DeliverResult, FinishInput, Progress, StepPlan, TimelineEntry
 
 REACHED = ("sent", "unknown")  # unknown: may have gone out, so give it its wait
+GAVE_UP = "gave up after retries"
 
 
 @workflow.defn(name="CustomerCascade")
@@ -54,11 +55,16 @@ class CustomerCascade:
         # OmnicascadeStatus=active was set when the workflow was started; no upsert needed.
         if inp.holdout:
             return await self._holdout(inp)
-        for step in inp.steps:
+        recorded = False
+        for n, step in enumerate(inp.steps):
             if self._converted:
                 break
             self._state = f"sending step {step.key} ({step.channel})"
-            result = await self._deliver(inp, step)
+            last = n == len(inp.steps) - 1 and step.wait_s == 0
+            result = await self._deliver(inp, step, completes=last)
+            # (a step whose retries ran out never reached the activity's completion write)
+            recorded = last and result.status != "deferred" and \
+                not (result.reason or "").startswith(GAVE_UP)
             if result.status == "skipped" and result.reason == "converted":
                 self._converted = True  # the send-time guard saw a conversion we were not told of
                 break
@@ -81,6 +87,11 @@ class CustomerCascade:
                     await workflow.sleep(self._scaled(inp, follow_up.wait_s))
                 self._state = f"sending follow-up {follow_up.key} ({follow_up.channel})"
                 await self._deliver(inp, follow_up)
+        if outcome == "completed" and recorded:
+            # the last step's activity already wrote "completed" to the database
+            self._state = outcome
+            self._set_status(inp, outcome)
+            return outcome
         return await self._finish(inp, outcome)
 
     async def _finish(self, inp: CascadeInput, outcome: str) -> str:
@@ -107,11 +118,12 @@ class CustomerCascade:
                 pass
         return await self._finish(inp, "converted" if self._converted else "completed")
 
-    async def _deliver(self, inp: CascadeInput, step: StepPlan) -> DeliverResult:
+    async def _deliver(self, inp: CascadeInput, step: StepPlan,
+                       completes: bool = False) -> DeliverResult:
         """Deliver a step, honouring quiet-hour deferrals (a durable timer in the workflow,
         interrupted by a conversion for cascade steps)."""
         while True:
-            result = await self._attempt(inp, step)
+            result = await self._attempt(inp, step, completes)
             if result.status != "deferred" or not result.defer_until:
                 return result
             until = datetime.fromisoformat(result.defer_until)
@@ -128,21 +140,23 @@ class CustomerCascade:
             else:
                 await workflow.sleep(delay)
 
-    async def _attempt(self, inp: CascadeInput, step: StepPlan) -> DeliverResult:
+    async def _attempt(self, inp: CascadeInput, step: StepPlan,
+                       completes: bool = False) -> DeliverResult:
         try:
-            result = await self._deliver_once(inp, step)
+            result = await self._deliver_once(inp, step, completes)
         except ActivityError as err:
             # Retries exhausted on clearly-not-sent errors: record and move on, never stall.
             cause = getattr(err.cause, "message", None) or str(err.cause or err)
             result = DeliverResult(f"{inp.enrollment_id}:{step.key}", "failed",
-                                   f"gave up after retries: {cause}")
+                                   f"{GAVE_UP}: {cause}")
         self._timeline.append(TimelineEntry(step.key, step.channel, result.status, result.reason,
                                             workflow.now().isoformat()))
         return result
 
-    async def _deliver_once(self, inp: CascadeInput, step: StepPlan) -> DeliverResult:
+    async def _deliver_once(self, inp: CascadeInput, step: StepPlan,
+                            completes: bool) -> DeliverResult:
         return await workflow.execute_activity(
-            "deliver_step", DeliverInput(inp.enrollment_id, step),
+            "deliver_step", DeliverInput(inp.enrollment_id, step, completes),
             result_type=DeliverResult,
             start_to_close_timeout=timedelta(seconds=inp.send_timeout_s),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=inp.send_initial_retry_s),

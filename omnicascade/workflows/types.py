@@ -41,6 +41,7 @@ class ConversionSignal:
 class DeliverInput:
     enrollment_id: str
     step: StepPlan
+    completes: bool = False  # the cascade ends after this step unless a conversion came
 
 
 @dataclass
