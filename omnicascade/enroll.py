@@ -104,11 +104,16 @@ def promo_code(pattern: str) -> str:
 
 def _unique_codes(pattern: str, n: int, *, session: Session) -> list[str]:
     codes: list[str] = []
+    seen: set[str] = set()
     while len(codes) < n:
-        batch = {promo_code(pattern) for _ in range(n - len(codes))} - set(codes)
-        taken = set(session.scalars(select(Enrollment.promo_code)
-                                    .where(Enrollment.promo_code.in_(list(batch)))))
-        codes.extend(batch - taken)
+        batch = list({promo_code(pattern) for _ in range(n - len(codes))} - seen)
+        taken: set[str] = set()
+        for start in range(0, len(batch), 500):  # stay under SQLite's bound-variable limit
+            taken.update(session.scalars(select(Enrollment.promo_code).where(
+                Enrollment.promo_code.in_(batch[start:start + 500]))))
+        fresh = [c for c in batch if c not in taken]
+        seen.update(fresh)
+        codes.extend(fresh)
     return codes
 
 

@@ -80,17 +80,18 @@ async def launch(loaded: LoadedCampaign, settings: Settings, *, audience: list[C
     if on_start:
         on_start(len(pending))
 
-    def inputs():  # noqa: ANN202
+    def load(chunk: list[str]) -> list:
         with session_scope(settings.db_url) as session:
             run = session.get(Run, run_id)
-            for start in range(0, len(pending), 500):
-                chunk = pending[start:start + 500]
-                for e in session.scalars(select(Enrollment).where(Enrollment.id.in_(chunk))):
-                    yield cascade_input(run, e, settings)
+            return [cascade_input(run, e, settings) for e in session.scalars(
+                select(Enrollment).where(Enrollment.id.in_(chunk)))]
 
     def activate(ids: list[str]) -> None:
         with session_scope(settings.db_url) as session:
             mark_active(ids, session=session)
-    await start_cascades(client, settings, list(inputs()), mark_active=activate,
-                         on_progress=on_progress)
+    # Streamed in chunks so a 100,000-customer launch never holds every input in memory.
+    for start in range(0, len(pending), 2000):
+        inputs = await asyncio.to_thread(load, pending[start:start + 2000])
+        await start_cascades(client, settings, inputs, mark_active=activate,
+                             on_progress=on_progress)
     return LaunchResult(run_id, loaded.spec.campaign, len(pending), excluded, loaded.notes)
