@@ -58,9 +58,15 @@ async def signed_json(request: Request, model: type[BaseModel]) -> Any:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
         raise ApiError(413, f"request body larger than {settings.max_body_bytes} bytes")
-    body = await request.body()
-    if len(body) > settings.max_body_bytes:
-        raise ApiError(413, f"request body larger than {settings.max_body_bytes} bytes")
+    # Read at most the limit, whatever Content-Length claims (it may lie, or be absent
+    # for a chunked body): never buffer more than max_body_bytes + one chunk.
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > settings.max_body_bytes:
+            raise ApiError(413, f"request body larger than {settings.max_body_bytes} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     problem = signature.verify(request.app.state.secret, request.headers.get(signature.HEADER),
                                body, settings.signature_tolerance_s)
     if problem:
@@ -76,7 +82,7 @@ async def signed_json(request: Request, model: type[BaseModel]) -> Any:
 
 
 def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
-    from omnicascade.api import routes
+    from omnicascade.api import routes, webhooks
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
@@ -111,4 +117,5 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
 
     app.include_router(routes.router)
+    app.include_router(webhooks.router)
     return app

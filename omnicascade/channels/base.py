@@ -50,12 +50,15 @@ class RetryableSendError(Exception):
 
 
 class PermanentSendError(Exception):
-    """Will never be delivered to this address; `suppress` asks to stop using the address."""
+    """Will never be delivered to this address. `suppress` asks to stop using the address in
+    every campaign (bounced, STOPped, blocked bot); `forget` asks to remove a dead address
+    from the customer altogether (an unregistered push token)."""
 
-    def __init__(self, reason: str, suppress: bool = False):
+    def __init__(self, reason: str, suppress: bool = False, forget: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.suppress = suppress
+        self.forget = forget
 
 
 @runtime_checkable

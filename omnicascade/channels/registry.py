@@ -1,21 +1,55 @@
-"""Which provider serves each channel. Every channel uses the outbox unless configured."""
+"""Which provider serves each channel: `OMNICASCADE_<CHANNEL>_PROVIDER` (environment or .env).
+Every channel uses the outbox unless configured; a provider's SDK is imported only when it
+is selected, and a misconfigured provider stops the worker at start with a clear message."""
 
 from __future__ import annotations
 
-import os
+import importlib
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omnicascade.channels.base import Channel
 from omnicascade.channels.outbox import OutboxChannel
 from omnicascade.config import ConfigError, Settings
 from omnicascade.spec import CHANNELS
 
+# channel → provider name → "module:Class" (the class has `from_env(settings)`)
+PROVIDERS: dict[str, dict[str, str]] = {
+    "email": {"sendgrid": "omnicascade.channels.sendgrid_email:SendGridChannel"},
+    "sms": {"twilio": "omnicascade.channels.twilio_sms:TwilioChannel"},
+    "telegram": {"telegram": "omnicascade.channels.telegram_bot:TelegramChannel"},
+    "push": {"fcm": "omnicascade.channels.fcm_push:FcmChannel"},
+}
+
+
+class ProviderChoice(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OMNICASCADE_", env_file=".env",
+                                      extra="ignore")
+    email_provider: str = "outbox"
+    sms_provider: str = "outbox"
+    telegram_provider: str = "outbox"
+    push_provider: str = "outbox"
+
+
+def provider_for(channel: str) -> str:
+    return str(getattr(ProviderChoice(), f"{channel}_provider")).strip().lower() or "outbox"
+
+
+def build_channel(channel: str, provider: str, settings: Settings) -> Channel:
+    if provider == "outbox":
+        return OutboxChannel(settings.db_url)
+    target = PROVIDERS[channel].get(provider)
+    if target is None:
+        choices = ", ".join(["outbox", *PROVIDERS[channel]])
+        raise ConfigError(f"OMNICASCADE_{channel.upper()}_PROVIDER={provider!r} is not a "
+                          f"provider for {channel}; use one of: {choices}")
+    module, _, name = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name).from_env(settings)
+    except ValidationError as exc:  # e.g. OMNICASCADE_TWILIO_RATE=fast
+        raise ConfigError(f"{channel} provider {provider!r}: {exc}") from None
+
 
 def build_channels(settings: Settings) -> dict[str, Channel]:
-    channels: dict[str, Channel] = {}
-    for name in CHANNELS:
-        provider = os.environ.get(f"OMNICASCADE_{name.upper()}_PROVIDER", "outbox").lower()
-        if provider != "outbox":
-            raise ConfigError(f"OMNICASCADE_{name.upper()}_PROVIDER={provider!r}: only 'outbox' "
-                              f"is available in this version")
-        channels[name] = OutboxChannel(settings.db_url)
-    return channels
+    return {name: build_channel(name, provider_for(name), settings) for name in CHANNELS}

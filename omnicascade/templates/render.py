@@ -16,7 +16,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from omnicascade.templates.helpers import FILTERS
 
 CONTEXT_NAMES = frozenset({"customer", "event", "promo", "campaign", "unsubscribe_url",
-                           "step", "variant", "cart", "favorite_product"})
+                           "step", "variant", "cart", "favorite_product", "telegram_link"})
+# What `{{ telegram_link }}` shows where no customer's link is made (campaign preview).
+PREVIEW_TELEGRAM_LINK = "https://t.me/your_bot?start=PREVIEW"
 _env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
                                      keep_trailing_newline=False)
 _html_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
@@ -69,7 +71,8 @@ def build_context(*, customer: dict[str, Any], event: dict[str, Any] | None,
                   promo: dict[str, Any] | None, campaign: dict[str, Any],
                   unsubscribe_url: str, step: dict[str, Any] | None = None,
                   variant: str | None = None,
-                  favorite_product: str | None = None) -> dict[str, Any]:
+                  favorite_product: str | None = None,
+                  telegram_link: str | None = None) -> dict[str, Any]:
     # Attributes first so the core fields (id, email, …) always win a name clash.
     cust = dict(customer.get("attributes") or {})
     cust.update({k: v for k, v in customer.items() if k != "attributes"})
@@ -77,4 +80,6 @@ def build_context(*, customer: dict[str, Any], event: dict[str, Any] | None,
             "campaign": campaign, "unsubscribe_url": unsubscribe_url,
             "step": step or {}, "variant": variant,
             # `cart` is the trigger's data under the name marketers use for it
-            "cart": event or {}, "favorite_product": favorite_product}
+            "cart": event or {}, "favorite_product": favorite_product,
+            # the customer's one-time t.me deep link (channels/telegram_link.py)
+            "telegram_link": telegram_link or PREVIEW_TELEGRAM_LINK}

@@ -1,0 +1,125 @@
+"""Email through SendGrid's v3 Mail Send API (the official `sendgrid` SDK).
+
+Every message carries the opaque delivery id in `custom_args` (SendGrid echoes it in each
+Event Webhook event, see api/webhooks.py) and RFC 8058 one-click unsubscribe headers.
+
+Error classes (see channels/base.py):
+- 202 → sent, message id from X-Message-Id;
+- 400 naming the recipient address → permanent (the address can never be used);
+- other 4xx (auth, validation, payload), 429 (Retry-After / X-RateLimit-Reset honoured) and
+  5xx → retryable: SendGrid documents that a non-2xx answer means the message was not
+  queued, so a retry cannot duplicate it;
+- the request never completed (urllib's URLError: refused, DNS, reset while sending) →
+  retryable; anything after the request went out (read timeout, dropped answer) → ambiguous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+from typing import Any
+
+from pydantic_settings import SettingsConfigDict
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import Category, CustomArg, From, Header, Mail, ReplyTo, To
+
+from omnicascade.channels.base import Message, PermanentSendError, RetryableSendError, SendResult
+from omnicascade.channels.common import ProviderSettings, fit_into_activity, retry_after_seconds
+from omnicascade.channels.ratelimit import limiter
+from omnicascade.config import Settings
+
+DELIVERY_ARG = "omnicascade_delivery_id"  # custom_args key; the value is opaque, never PII
+
+
+class SendGridSettings(ProviderSettings):
+    model_config = SettingsConfigDict(env_prefix="OMNICASCADE_SENDGRID_", env_file=".env",
+                                      extra="ignore")
+    api_key: str | None = None
+    from_email: str | None = None
+    from_name: str | None = None
+    reply_to: str | None = None
+    host: str = "https://api.sendgrid.com"  # EU data residency: https://api.eu.sendgrid.com
+    # Event Webhook verification key (Settings → Mail Settings → Signed Event Webhook), the
+    # base64 text SendGrid shows; without it /webhooks/sendgrid refuses every request.
+    webhook_public_key: str | None = None
+    timeout_s: float = 15.0
+    rate: float = 0.0  # msg/s paced by this worker; 0 = let SendGrid answer 429
+    burst: int = 10
+
+
+class SendGridChannel:
+    provider = "sendgrid"
+
+    def __init__(self, config: SendGridSettings, *, max_wait_s: float = 5.0):
+        config.require("api_key", "from_email")
+        self.config = config
+        self.client = SendGridAPIClient(config.api_key, host=config.host)
+        self.limiter = limiter(config.rate, config.burst, max_wait_s)
+
+    @classmethod
+    def from_env(cls, settings: Settings) -> SendGridChannel:
+        config = SendGridSettings()
+        config.refuse_placeholders(settings.env == "production", "api_key")
+        return cls(config, max_wait_s=fit_into_activity(config, settings.send_timeout_s))
+
+    def build(self, message: Message) -> dict[str, Any]:
+        if not message.subject:
+            raise PermanentSendError("email has no subject (add <template>.subject.j2)")
+        mail = Mail(from_email=From(self.config.from_email, self.config.from_name),
+                    to_emails=To(message.to), subject=message.subject,
+                    plain_text_content=message.body or None,
+                    html_content=message.html or None)
+        if self.config.reply_to:
+            mail.reply_to = ReplyTo(self.config.reply_to)
+        mail.custom_arg = CustomArg(DELIVERY_ARG, message.delivery_id)
+        mail.category = Category(message.campaign)  # SendGrid's stats per campaign
+        if message.unsubscribe_url:  # RFC 8058: Gmail/Yahoo show "Unsubscribe" and POST it
+            mail.header = [Header("List-Unsubscribe", f"<{message.unsubscribe_url}>"),
+                           Header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
+        return mail.get()
+
+    async def send(self, message: Message) -> SendResult:
+        body = self.build(message)
+        if self.limiter:
+            await self.limiter.acquire(message.delivery_id)
+        response = await asyncio.to_thread(self._post, body)
+        headers = {k.lower(): v for k, v in dict(response.headers or {}).items()}
+        return SendResult(provider=self.provider, message_id=headers.get("x-message-id"))
+
+    def _post(self, body: dict[str, Any]) -> Any:
+        try:
+            return self.client.client.mail.send.post(request_body=body,
+                                                     timeout=self.config.timeout_s)
+        except HTTPError as exc:
+            raise classify(exc) from None
+        except urllib.error.URLError as exc:
+            # urllib raises URLError only while connecting or writing the request: SendGrid
+            # cannot have accepted a request it never fully received.
+            raise RetryableSendError(f"SendGrid unreachable: {exc.reason}") from None
+
+
+def _errors(exc: HTTPError) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(exc.body.decode() if isinstance(exc.body, bytes) else exc.body)
+        return list(data.get("errors") or [])
+    except (ValueError, AttributeError, TypeError):
+        return []
+
+
+def classify(exc: HTTPError) -> Exception:
+    status = int(exc.status_code)
+    errors = _errors(exc)
+    text = "; ".join(str(e.get("message")) for e in errors) or str(exc.reason)
+    if status == 429:
+        headers = dict(exc.headers or {})
+        wait = retry_after_seconds(headers)
+        reset = {k.lower(): v for k, v in headers.items()}.get("x-ratelimit-reset")
+        if wait is None and reset and str(reset).isdigit():
+            wait = max(0.0, int(reset) - time.time())
+        return RetryableSendError(f"SendGrid 429: {text}", retry_after=wait)
+    if status == 400 and any(".to." in f"{e.get('field', '')}." for e in errors):
+        return PermanentSendError(f"invalid address: {text}")
+    return RetryableSendError(f"SendGrid {status}: {text}")

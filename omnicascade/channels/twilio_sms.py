@@ -1,0 +1,143 @@
+"""SMS through Twilio's Messages API (the official `twilio` SDK).
+
+The number is checked as E.164 (phonenumbers) before any request. Each message asks Twilio
+to report its status to /webhooks/twilio?delivery=<opaque delivery id>, and the segment
+count Twilio bills is stored in the ledger. Sends are paced per sender (`rate`, MPS).
+
+Error classes (see channels/base.py):
+- a number Twilio says is invalid / not mobile / opted out (21211, 21614, 21610) →
+  permanent and suppressed; unreachable / region not enabled (21612, 21408) → permanent;
+- other 4xx, 429 and 5xx → retryable: Twilio creates no Message resource for a non-2xx
+  answer, so a retry cannot send twice;
+- the request never reached Twilio (refused, DNS, connect timeout) → retryable; a read
+  timeout or a dropped answer → ambiguous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import urlencode
+
+import phonenumbers
+from pydantic_settings import SettingsConfigDict
+from requests.exceptions import RequestException
+from twilio.base.exceptions import TwilioException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from omnicascade.channels.base import Message, PermanentSendError, RetryableSendError, SendResult
+from omnicascade.channels.common import ProviderSettings, fit_into_activity, never_connected
+from omnicascade.channels.ratelimit import limiter
+from omnicascade.config import ConfigError, Settings
+
+# https://www.twilio.com/docs/api/errors
+SUPPRESS_CODES = {21211: "invalid number", 21610: "recipient opted out (STOP)",
+                  21614: "not a mobile number"}
+PERMANENT_CODES = {21408: "sending to this region is not enabled",
+                   21612: "number not reachable from this sender"}
+
+
+class TwilioSettings(ProviderSettings):
+    model_config = SettingsConfigDict(env_prefix="OMNICASCADE_TWILIO_", env_file=".env",
+                                      extra="ignore")
+    account_sid: str | None = None
+    auth_token: str | None = None  # also verifies X-Twilio-Signature on webhooks
+    api_key: str | None = None  # optional API key SID + secret instead of the auth token
+    api_secret: str | None = None
+    messaging_service_sid: str | None = None  # preferred: Twilio picks the sender
+    from_number: str | None = None
+    # Where Twilio reports message status; default: OMNICASCADE_PUBLIC_URL + /webhooks/twilio
+    status_callback_url: str | None = None
+    api_base_url: str | None = None  # only to point the SDK at a proxy or a test server
+    timeout_s: float = 15.0
+    rate: float = 1.0  # messages per second this sender may send (long code: 1 MPS)
+    burst: int = 1
+
+
+def e164(number: str) -> str:
+    """The number in E.164, or PermanentSendError if it cannot be an SMS destination."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException as exc:
+        raise PermanentSendError(f"invalid phone number: {exc}") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise PermanentSendError("invalid phone number (not a valid E.164 number)")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+class TwilioChannel:
+    provider = "twilio"
+
+    def __init__(self, config: TwilioSettings, *, callback_base: str | None = None,
+                 max_wait_s: float = 5.0):
+        config.require("account_sid")
+        if not (config.auth_token or (config.api_key and config.api_secret)):
+            config.require("auth_token")
+        if not (config.messaging_service_sid or config.from_number):
+            config.require("messaging_service_sid")
+        self.config = config
+        user, password = ((config.api_key, config.api_secret) if config.api_key
+                          else (config.account_sid, config.auth_token))
+        self.client = Client(user, password, config.account_sid,
+                             http_client=TwilioHttpClient(timeout=config.timeout_s))
+        if config.api_base_url:
+            self.client.api.base_url = config.api_base_url.rstrip("/")
+        self.callback = config.status_callback_url or (
+            f"{callback_base.rstrip('/')}/webhooks/twilio" if callback_base else None)
+        self.limiter = limiter(config.rate, config.burst, max_wait_s)
+
+    @classmethod
+    def from_env(cls, settings: Settings) -> TwilioChannel:
+        config = TwilioSettings()
+        config.refuse_placeholders(settings.env == "production", "auth_token", "api_secret")
+        if settings.env == "production" and not (config.status_callback_url
+                                                 or settings.public_url):
+            raise ConfigError("set OMNICASCADE_PUBLIC_URL (or OMNICASCADE_TWILIO_STATUS_"
+                              "CALLBACK_URL) so Twilio can report delivery status")
+        return cls(config, callback_base=settings.link_base_url(),
+                   max_wait_s=fit_into_activity(config, settings.send_timeout_s))
+
+    def params(self, message: Message) -> dict[str, Any]:
+        params: dict[str, Any] = {"to": e164(message.to), "body": message.body}
+        if self.config.messaging_service_sid:
+            params["messaging_service_sid"] = self.config.messaging_service_sid
+        else:
+            params["from_"] = self.config.from_number
+        if self.callback:
+            sep = "&" if "?" in self.callback else "?"
+            params["status_callback"] = (f"{self.callback}{sep}"
+                                         f"{urlencode({'delivery': message.delivery_id})}")
+        return params
+
+    async def send(self, message: Message) -> SendResult:
+        params = self.params(message)
+        if self.limiter:
+            await self.limiter.acquire(message.delivery_id)
+        sent = await asyncio.to_thread(self._create, params)
+        segments = int(sent.num_segments) if str(sent.num_segments or "").isdigit() else None
+        return SendResult(provider=self.provider, message_id=sent.sid,
+                          segments=segments or None)
+
+    def _create(self, params: dict[str, Any]) -> Any:
+        try:
+            return self.client.messages.create(**params)
+        except TwilioException as exc:
+            status = getattr(exc, "status", None)
+            if status is None:
+                raise  # not an API answer: ambiguous
+            raise classify(int(status), getattr(exc, "code", None),
+                           getattr(exc, "msg", None) or getattr(exc, "detail", None)
+                           or getattr(exc, "title", None) or str(exc)) from None
+        except RequestException as exc:
+            if never_connected(exc):
+                raise RetryableSendError(f"Twilio unreachable: {exc}") from None
+            raise  # the request may have reached Twilio: ambiguous
+
+
+def classify(status: int, code: int | None, text: str) -> Exception:
+    if code in SUPPRESS_CODES:
+        return PermanentSendError(f"{SUPPRESS_CODES[code]} (Twilio {code})", suppress=True)
+    if code in PERMANENT_CODES:
+        return PermanentSendError(f"{PERMANENT_CODES[code]} (Twilio {code})")
+    return RetryableSendError(f"Twilio {status}" + (f"/{code}" if code else "") + f": {text}")
