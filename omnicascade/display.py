@@ -35,17 +35,24 @@ def runs_table(rows: list[dict[str, Any]]) -> Table:
 
 def funnel_table(run: dict[str, Any]) -> Table:
     t = Table(title=f"{run['campaign']} · {run['run_id']} · {run['status']}")
-    for col in ("step", "channel", "sent", "skipped", "failed", "skip reasons"):
-        t.add_column(col, justify="right" if col in ("sent", "skipped", "failed") else "left")
+    # `waiting`: cascades still in progress whose last step so far is this one (live funnel)
+    live = any(s.get("waiting") for s in run["steps"]) or run.get("active")
+    cols = ("step", "channel", "sent", "skipped", "failed") + (("waiting",) if live else ()) \
+        + ("skip reasons",)
+    for col in cols:
+        t.add_column(col, justify="right" if col in ("sent", "skipped", "failed", "waiting")
+                     else "left")
     for s in run["steps"]:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["skipped_by_reason"].items()))
+        if s.get("deferred"):
+            reasons += f"{', ' if reasons else ''}deferred by quiet hours {s['deferred']}"
         sent = str(s["sent"]) + (f" ({s['unknown']} unknown)" if s.get("unknown") else "")
         t.add_row(str(s["index"] + 1), s["channel"], sent, str(s["skipped"]),
-                  str(s["failed"]), reasons)
+                  str(s["failed"]), *((str(s.get("waiting", 0)),) if live else ()), reasons)
     for s in run.get("after_conversion", []):
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["skipped_by_reason"].items()))
         t.add_row(f"after {s['index'] + 1}", s["channel"], str(s["sent"]), str(s["skipped"]),
-                  str(s["failed"]), reasons)
+                  str(s["failed"]), *(("",) if live else ()), reasons)
     return t
 
 
@@ -56,8 +63,10 @@ def run_summary(run: dict[str, Any]) -> str:
              f"still active {run['active']} · converted {conv} ({rate})",
              f"messages after a recorded conversion: {run['sent_after_conversion']}"]
     if len(run["variants"]) > 1:
-        lines.append("variants: " + ", ".join(f"{k}: {v['converted']}/{v['enrolled']}"
-                                              for k, v in sorted(run["variants"].items())))
+        lines.append("variants: " + ", ".join(
+            f"{k}: {v['converted']}/{v['enrolled']}"
+            + (f" ({v['converted'] / v['enrolled']:.1%})" if v["enrolled"] else "")
+            for k, v in sorted(run["variants"].items())))
     return "\n".join(lines)
 
 

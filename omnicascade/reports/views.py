@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from omnicascade.customers import customer_dict
-from omnicascade.errors import UserFacingError
 from omnicascade.db.models import ConversionEvent, Customer, Delivery, Enrollment, \
     OutboxMessage, Run
+from omnicascade.errors import UserFacingError
 
 SENT = ("sent", "unknown")
 FAILED = ("failed", "retrying")
@@ -102,7 +102,7 @@ def run_show(run_id: str, *, session: Session) -> dict[str, Any]:
                       Delivery.reason)):
         key = (phase, index, channel)
         row = steps.setdefault(key, {"index": index, "channel": channel, "sent": 0,
-                                     "skipped": 0, "failed": 0, "unknown": 0})
+                                     "skipped": 0, "failed": 0, "unknown": 0, "deferred": 0})
         if status in SENT:
             row["sent"] += n
             if status == "unknown":
@@ -112,13 +112,15 @@ def run_show(run_id: str, *, session: Session) -> dict[str, Any]:
             reasons[key][reason or "other"] += n
         elif status in FAILED:
             row["failed"] += n
+        elif status == "deferred":  # quiet hours: held back, goes out later
+            row["deferred"] += n
     for key, row in steps.items():
         row["skipped_by_reason"] = dict(reasons.get(key, {}))
         row["waiting"] = 0
     for (index, channel), n in _waiting(session, run.id).items():
         steps.setdefault(("cascade", index, channel), {
             "index": index, "channel": channel, "sent": 0, "skipped": 0, "failed": 0,
-            "unknown": 0, "skipped_by_reason": {}, "waiting": 0})["waiting"] = n
+            "unknown": 0, "deferred": 0, "skipped_by_reason": {}, "waiting": 0})["waiting"] = n
     variants: dict[str, dict[str, int]] = {}
     for variant, status, is_conv, n in session.execute(
             select(Enrollment.variant, Enrollment.status, Enrollment.converted_at.is_not(None),

@@ -1,0 +1,177 @@
+"""Everything a report needs about one run, read once into plain objects: members
+(enrollments), their sends (the delivery ledger plus provider feedback) and the conversion
+that converted each of them. The report modules compute from these and never query."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from omnicascade.config import Settings
+from omnicascade.db.models import ConversionEvent, Delivery, DeliveryEvent, Enrollment, Run
+
+HOLDOUT = "holdout"
+SENT = ("sent", "unknown")        # handed to the provider (unknown: maybe; never resent)
+FAILED = ("failed", "retrying")
+# Provider feedback, normalised: a click proves an open, an open proves a delivery.
+DELIVERED = {"delivered", "delivery", "open", "opened", "read", "click", "clicked"}
+OPENED = {"open", "opened", "read", "click", "clicked"}
+CLICKED = {"click", "clicked"}
+BOUNCED = {"bounce", "bounced", "dropped", "undelivered"}
+
+
+@dataclass
+class Send:
+    delivery_id: str
+    phase: str           # cascade | follow_up
+    index: int
+    channel: str
+    status: str
+    reason: str | None
+    at: datetime         # sent_at, or when the row was written if it never got one
+    cost: float
+    feedback: set[str] = field(default_factory=set)
+
+    @property
+    def went_out(self) -> bool:
+        return self.status in SENT
+
+
+@dataclass
+class Conversion:
+    event_id: str
+    type: str
+    occurred_at: datetime
+    amount: float
+    currency: str | None
+
+
+@dataclass
+class Member:
+    enrollment_id: str
+    customer_id: str
+    variant: str
+    status: str
+    exit_reason: str | None
+    enrolled_at: datetime
+    converted_at: datetime | None
+    conversion: Conversion | None
+    sends: list[Send] = field(default_factory=list)
+
+    @property
+    def converted(self) -> bool:
+        return self.converted_at is not None
+
+    @property
+    def holdout(self) -> bool:
+        return self.variant == HOLDOUT
+
+    @property
+    def revenue(self) -> float:
+        return self.conversion.amount if self.conversion else 0.0
+
+    @property
+    def cost(self) -> float:
+        return sum(s.cost for s in self.sends)
+
+
+@dataclass
+class RunData:
+    run_id: str
+    campaign: str
+    description: str
+    run_status: str
+    created_at: datetime
+    snapshot: dict[str, Any]
+    members: list[Member]          # every enrollment except `excluded`
+    excluded: int                  # already converted at entry: never messaged, not counted
+
+    def variants(self) -> list[str]:
+        """Variant names: spec order first (as the marketer wrote them), holdout last."""
+        exp = (self.snapshot.get("spec") or {}).get("experiment") or {}
+        order = [v for v in (exp.get("variants") or {})]
+        seen = {m.variant for m in self.members}
+        names = [v for v in order if v in seen]
+        names += sorted(seen - set(names) - {HOLDOUT})
+        return names + ([HOLDOUT] if HOLDOUT in seen else [])
+
+    def of(self, variant: str) -> list[Member]:
+        return [m for m in self.members if m.variant == variant]
+
+
+def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _send_cost(d: Delivery | Any, settings: Settings) -> float:
+    if d.status not in SENT:
+        return 0.0
+    if d.cost is not None:
+        return float(d.cost)  # priced at send time (unit cost × segments)
+    return settings.unit_cost(d.channel) * (d.segments or 1)
+
+
+def load_run(run: Run, *, session: Session, settings: Settings) -> RunData:
+    enrollments = list(session.execute(
+        select(Enrollment.id, Enrollment.customer_id, Enrollment.variant, Enrollment.status,
+               Enrollment.exit_reason, Enrollment.enrolled_at, Enrollment.converted_at,
+               Enrollment.conversion_event_id).where(Enrollment.run_id == run.id)
+        .order_by(Enrollment.enrolled_at, Enrollment.id)))
+    conv_ids = sorted({e.conversion_event_id for e in enrollments if e.conversion_event_id})
+    conversions: dict[str, Conversion] = {}
+    for chunk in _chunks(conv_ids):
+        for c in session.execute(select(ConversionEvent.event_id, ConversionEvent.type,
+                                        ConversionEvent.occurred_at, ConversionEvent.amount,
+                                        ConversionEvent.currency)
+                                 .where(ConversionEvent.event_id.in_(chunk))):
+            conversions[c.event_id] = Conversion(c.event_id, c.type, c.occurred_at,
+                                                 float(c.amount or 0.0), c.currency)
+    sends: dict[str, list[Send]] = defaultdict(list)
+    by_id: dict[str, Send] = {}
+    for d in session.execute(
+            select(Delivery.id, Delivery.enrollment_id, Delivery.phase, Delivery.step_index,
+                   Delivery.channel, Delivery.status, Delivery.reason, Delivery.sent_at,
+                   Delivery.created_at, Delivery.cost, Delivery.segments)
+            .where(Delivery.run_id == run.id).order_by(Delivery.created_at, Delivery.id)):
+        s = Send(d.id, d.phase, d.step_index, d.channel, d.status, d.reason,
+                 d.sent_at or d.created_at, _send_cost(d, settings))
+        sends[d.enrollment_id].append(s)
+        by_id[s.delivery_id] = s
+    for chunk in _chunks(list(by_id)):
+        for delivery_id, event in session.execute(
+                select(DeliveryEvent.delivery_id, DeliveryEvent.event)
+                .where(DeliveryEvent.delivery_id.in_(chunk))):
+            if delivery_id is not None:
+                by_id[delivery_id].feedback.add(str(event).lower())
+    members, excluded = [], 0
+    for e in enrollments:
+        if e.status == "excluded":
+            excluded += 1
+            continue
+        conv = conversions.get(e.conversion_event_id) if e.converted_at else None
+        members.append(Member(e.id, e.customer_id, e.variant or "default", e.status,
+                              e.exit_reason, e.enrolled_at, e.converted_at, conv,
+                              sends.get(e.id, [])))
+    return RunData(run.id, run.campaign, run.description or "", run.status, run.created_at,
+                   run.snapshot or {}, members, excluded)
+
+
+def planned_steps(data: RunData, variant: str) -> list[tuple[int, str]]:
+    """(index, channel) of each cascade step the variant was launched with, so a live
+    funnel shows steps nobody has reached yet. Per-customer channel ordering (order: cost |
+    preference) makes channels per index unknowable in advance: then nothing is planned."""
+    if variant == HOLDOUT:
+        return []
+    spec = data.snapshot.get("spec") or {}
+    v = ((spec.get("experiment") or {}).get("variants") or {}).get(variant) or {}
+    if (v.get("order") or spec.get("order") or "as_written") != "as_written":
+        return []
+    steps: Iterable[dict[str, Any]] = v.get("steps") or spec.get("steps") or []
+    return [(i, str(s.get("channel"))) for i, s in enumerate(steps)]

@@ -1,0 +1,84 @@
+"""A/B comparisons between variants and the lift of the cascade over the holdout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omnicascade.reports.data import HOLDOUT, Member
+from omnicascade.reports.stats import ALPHA, POWER, compare, holm, rate_ci, relative_lift, verdict
+
+
+def _counts(members: list[Member]) -> tuple[int, int]:
+    return sum(m.converted for m in members), len(members)
+
+
+def pick_baseline(names: list[str]) -> str:
+    """`control` (or `default`) if there is one, else the first variant as written."""
+    for preferred in ("control", "default"):
+        if preferred in names:
+            return preferred
+    return names[0]
+
+
+def ab_tests(groups: dict[str, list[Member]], alpha: float = ALPHA) -> dict[str, Any] | None:
+    """Every variant against the baseline, two-sided; Holm-adjusted when there are more
+    than two variants. None when there is nothing to compare."""
+    names = [n for n in groups if n != HOLDOUT and groups[n]]
+    if len(names) < 2:
+        return None
+    base = pick_baseline(names)
+    x_a, n_a = _counts(groups[base])
+    rows = []
+    for name in names:
+        if name == base:
+            continue
+        x_b, n_b = _counts(groups[name])
+        rows.append({"variant": name, "baseline": base, **compare(x_a, n_a, x_b, n_b, alpha),
+                     "_counts": (x_b, n_b)})
+    adjusted = holm([r["p_value"] for r in rows], alpha) if len(rows) > 1 else \
+        [r["p_value"] for r in rows]
+    for r, p_adj in zip(rows, adjusted):
+        x_b, n_b = r.pop("_counts")
+        r["p_value_adjusted"] = p_adj
+        r.update(verdict(base, r["variant"], r, n_a, n_b, x_a, x_b, alpha, p_value=p_adj))
+    return {"baseline": base, "alpha": alpha, "power": POWER,
+            "adjustment": "holm" if len(rows) > 1 else None, "comparisons": rows}
+
+
+def _lift(treated: list[Member], holdout: list[Member], label: str,
+          alpha: float) -> dict[str, Any]:
+    x_t, n_t = _counts(treated)
+    x_h, n_h = _counts(holdout)
+    absolute = compare(x_h, n_h, x_t, n_t, alpha)
+    relative = relative_lift(x_t, n_t, x_h, n_h, alpha)
+    words = verdict(HOLDOUT, label, absolute, n_h, n_t, x_h, x_t, alpha, unit="group")
+    if relative["lift"] is not None and absolute["diff"] is not None:
+        words["text"] += f" (relative lift {relative['lift']:+.0%})"
+    out = {"treated": rate_ci(x_t, n_t, alpha), "absolute": absolute, "relative": relative,
+           **words}
+    if absolute["diff"] is not None:
+        cost = sum(m.cost for m in treated)
+        revenue_t = sum(m.revenue for m in treated)
+        revenue_h = sum(m.revenue for m in holdout)
+        inc_conv = absolute["diff"] * n_t
+        inc_rev = (revenue_t / n_t - revenue_h / n_h) * n_t
+        out.update(incremental_conversions=round(inc_conv, 2),
+                   incremental_revenue=round(inc_rev, 2), cost=round(cost, 4),
+                   cost_per_incremental_conversion=round(cost / inc_conv, 4)
+                   if inc_conv > 0 else None,
+                   incremental_roi=round((inc_rev - cost) / cost, 4) if cost > 0 else None)
+    return out
+
+
+def holdout_lift(groups: dict[str, list[Member]], alpha: float = ALPHA) -> dict[str, Any] | None:
+    """How much better the cascade converts than doing nothing, and whether what it earns
+    on top covers what it costs. None without a holdout."""
+    holdout = groups.get(HOLDOUT) or []
+    if not holdout:
+        return None
+    treated_groups = {n: ms for n, ms in groups.items() if n != HOLDOUT and ms}
+    treated = [m for ms in treated_groups.values() for m in ms]
+    x_h, n_h = _counts(holdout)
+    out = {"holdout": rate_ci(x_h, n_h, alpha), **_lift(treated, holdout, "cascade", alpha)}
+    out["by_variant"] = {n: _lift(ms, holdout, n, alpha) for n, ms in treated_groups.items()}
+    return out

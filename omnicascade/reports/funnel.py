@@ -1,0 +1,98 @@
+"""The funnel per step and channel: reached → attempted → sent → delivered → opened →
+clicked (where the provider reports it) → converted after this step, with skips by reason
+and what each step cost and earned (its marginal value)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omnicascade.reports.attribution import credited_send
+from omnicascade.reports.data import BOUNCED, CLICKED, DELIVERED, FAILED, OPENED, SENT, Member
+
+Key = tuple[int, int, str]  # (phase order, index, channel)
+PHASES = {"cascade": 0, "follow_up": 1}
+LIVE = ("pending", "active")
+# Only email providers report opens and clicks; elsewhere 0 would read as "nobody opened".
+OPEN_TRACKING = {"email"}
+
+
+def money(cost: float, conversions: int, revenue: float) -> dict[str, float | None]:
+    """Cost per conversion and ROI ((revenue − cost) / cost); None where undefined."""
+    return {"cost": round(cost, 4), "revenue": round(revenue, 2),
+            "cost_per_conversion": round(cost / conversions, 4) if conversions else None,
+            "roi": round((revenue - cost) / cost, 4) if cost > 0 else None}
+
+
+def _row(phase: str, index: int, channel: str) -> dict[str, Any]:
+    return {"phase": phase, "index": index, "channel": channel, "reached": 0, "attempted": 0,
+            "sent": 0, "unknown": 0, "failed": 0, "in_flight": 0, "deferred": 0, "skipped": 0,
+            "skipped_by_reason": {}, "feedback": False, "delivered": 0, "opened": 0,
+            "clicked": 0, "bounced": 0, "converted_after": 0, "revenue": 0.0, "cost": 0.0,
+            "waiting": 0}
+
+
+def channel_untracked(r: dict[str, Any]) -> bool:
+    return r["channel"] not in OPEN_TRACKING and not (r["opened"] or r["clicked"])
+
+
+def funnel(members: list[Member], planned: list[tuple[int, str]] | None = None
+           ) -> list[dict[str, Any]]:
+    """One row per (phase, step index, channel), cascade steps first."""
+    rows: dict[Key, dict[str, Any]] = {}
+
+    def row(phase: str, index: int, channel: str) -> dict[str, Any]:
+        key = (PHASES.get(phase, 2), index, channel)
+        if key not in rows:
+            rows[key] = _row(phase, index, channel)
+        return rows[key]
+
+    for index, channel in planned or []:
+        row("cascade", index, channel)
+    for m in members:
+        for s in m.sends:
+            r = row(s.phase, s.index, s.channel)
+            r["reached"] += 1
+            r["cost"] += s.cost
+            if s.status == "skipped":
+                r["skipped"] += 1
+                reason = s.reason or "other"
+                r["skipped_by_reason"][reason] = r["skipped_by_reason"].get(reason, 0) + 1
+                continue
+            if s.status == "deferred":  # held back by quiet hours; goes out later
+                r["deferred"] += 1
+                continue
+            r["attempted"] += 1
+            if s.status in SENT:
+                r["sent"] += 1
+                r["unknown"] += s.status == "unknown"
+            elif s.status in FAILED:
+                r["failed"] += 1
+            else:
+                r["in_flight"] += 1  # `sending`: the provider call is under way
+            if s.feedback:
+                r["feedback"] = True
+                r["delivered"] += bool(s.feedback & DELIVERED)
+                r["opened"] += bool(s.feedback & OPENED)
+                r["clicked"] += bool(s.feedback & CLICKED)
+                r["bounced"] += bool(s.feedback & BOUNCED)
+        credited = credited_send(m)
+        if credited is not None:
+            r = row(credited.phase, credited.index, credited.channel)
+            r["converted_after"] += 1
+            r["revenue"] += m.revenue
+        if m.status in LIVE:
+            last = [s for s in m.sends if s.phase == "cascade"]
+            if last:
+                row("cascade", last[-1].index, last[-1].channel)["waiting"] += 1
+    out = []
+    for key in sorted(rows):
+        r = rows[key]
+        if not r["feedback"]:  # the provider reports nothing here: unknown, not zero
+            r["delivered"] = r["opened"] = r["clicked"] = r["bounced"] = None
+        elif channel_untracked(r):
+            r["opened"] = r["clicked"] = None
+        r["skipped_by_reason"] = dict(sorted(r["skipped_by_reason"].items()))
+        r.update(money(r["cost"], r["converted_after"], r["revenue"]))
+        out.append(r)
+    return out
+
