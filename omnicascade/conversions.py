@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -20,6 +20,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from omnicascade.errors import UserFacingError
+from omnicascade.validation import storable
 from omnicascade.db.models import ConversionEvent, Enrollment, to_utc_naive, utcnow
 from omnicascade.workflows import search
 from omnicascade.workflows.types import ConversionSignal
@@ -30,6 +31,7 @@ LIVE = ("pending", "active")
 
 class ConversionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    _storable = field_validator("*")(storable)  # what PostgreSQL can store, too
 
     event_id: str = Field(min_length=1, max_length=255)
     type: str = Field(min_length=1, max_length=128)

@@ -20,12 +20,14 @@ from sqlalchemy.orm import Session
 
 from omnicascade.db.models import Customer, utcnow
 from omnicascade.errors import UserFacingError
+from omnicascade.validation import storable
 
 CORE_FIELDS = ("id", "email", "phone", "telegram_chat_id", "push_token", "timezone", "locale")
 
 
 class CustomerIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    _storable = field_validator("*")(storable)  # what PostgreSQL can store, too
 
     id: str = Field(min_length=1, max_length=255)
     email: str | None = Field(default=None, max_length=320)
@@ -75,7 +77,7 @@ class CustomerIn(BaseModel):
         if v is not None:
             try:
                 ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: name too long
                 raise ValueError(f"unknown time zone {v!r}; write e.g. Europe/Berlin") from None
         return v
 

@@ -7,6 +7,7 @@ import re
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+)([smhdw])")
 _WHOLE = re.compile(r"^(?:\d+[smhdw])+$")
+MAX_SECONDS = 3650 * 86400
 
 
 def parse_duration(value: object) -> int:
@@ -22,7 +23,14 @@ def parse_duration(value: object) -> int:
         return 0
     if not _WHOLE.match(text):
         raise ValueError(f"{value!r} is not a duration; write e.g. 90s, 15m, 24h or 3d")
-    return sum(int(n) * _UNITS[u] for n, u in _PART.findall(text))
+    try:
+        seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(text))
+    except ValueError:  # more digits than int() takes
+        seconds = MAX_SECONDS + 1
+    if seconds > MAX_SECONDS:
+        # Timers, timedelta and the database all have limits; nobody means a wait this long.
+        raise ValueError(f"{value!r} is too long; durations are at most 3650d (10 years)")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -15,10 +15,12 @@ from omnicascade.config import Settings
 from omnicascade.db.models import Customer, InboundEvent, Run, to_utc_naive, utcnow
 from omnicascade.db.session import session_scope
 from omnicascade.enroll import cascade_input, enroll_customers, mark_active, start_cascades
+from omnicascade.validation import storable
 
 
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    _storable = field_validator("*")(storable)  # what PostgreSQL can store, too
 
     event_id: str = Field(min_length=1, max_length=255)
     customer_id: str = Field(min_length=1, max_length=255)

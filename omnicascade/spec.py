@@ -17,7 +17,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
     ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 
 from omnicascade.durations import format_duration, parse_duration
 
@@ -161,7 +162,7 @@ class CampaignSpec(_Model):
             from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
             try:
                 ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: name too long
                 raise ValueError(f"unknown time zone {v!r}; write e.g. Europe/Berlin") from None
         return v
 
@@ -286,6 +287,13 @@ def _load_yaml(path: Path) -> Any:
         reason = exc.problem or exc.context or "invalid YAML"
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         raise SpecError([Problem(str(path), line, col, f"invalid YAML: {reason}")]) from None
+    except ReaderError as exc:  # a control character YAML does not allow in a file
+        before = text[:exc.position]
+        line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        raise SpecError([Problem(str(path), line, col, f"invalid YAML: character "
+                                 f"#x{exc.character:04x} is not allowed in YAML")]) from None
+    except YAMLError as exc:
+        raise SpecError([Problem(str(path), None, None, f"invalid YAML: {exc}")]) from None
 
 
 def parse_spec(path: Path) -> tuple[CampaignSpec, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sysconfig
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 from omnicascade.config import Settings
 from omnicascade.db.migrate import upgrade
 from omnicascade.workflows import search
+
+from .pg import DB_BACKENDS, database_url, pytest_terminal_summary  # noqa: F401
 
 BIN = Path(sysconfig.get_path("scripts"))
 SECRET = "test-webhook-secret-0123456789abcdef"
@@ -44,9 +46,27 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `db` run on SQLite and on PostgreSQL (see tests/pg.py)."""
+    if "db_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("db"):
+        metafunc.parametrize("db_backend", DB_BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    s = Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'app.db'}",
+def db_backend(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def db_url(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """An empty database: SQLite in tmp_path, or a fresh PostgreSQL database."""
+    with database_url(db_backend, tmp_path, request.node.nodeid) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    s = Settings(home=tmp_path / "home", database_url=db_url,
                  webhook_secret=SECRET, env="development", search_attributes=False,
                  task_queue=f"tq-{os.urandom(4).hex()}", send_initial_retry_s=0.05)
     upgrade(s.db_url)

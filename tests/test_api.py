@@ -22,7 +22,7 @@ from omnicascade.worker import build_worker
 from .cascade_helpers import FULL, add_customers, finish, handle, outbox
 from .conftest import SECRET, write_campaign
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.db]
 
 QUICK = """\
 campaign: quick-cart

@@ -22,7 +22,7 @@ from .cascade_helpers import FULL, GatedChannel, add_customers, convert, deliver
     finish, \
     enrollment, handle, outbox
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.db]
 
 
 @asynccontextmanager

@@ -18,6 +18,8 @@ from omnicascade.customers import ImportError_, customer_dict, parse_customer_fi
 from omnicascade.db.models import Customer
 from omnicascade.db.session import session_scope
 
+pytestmark = pytest.mark.db
+
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name

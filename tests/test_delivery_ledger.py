@@ -23,7 +23,7 @@ from omnicascade.workflows.types import DeliverInput, StepPlan
 from .cascade_helpers import FULL, add_customers, deliveries, enroll, finish, handle, outbox
 from .conftest import TEMPLATES, write_campaign
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.db]
 EMAIL = StepPlan("0", 0, "email", "t_email", 86400)
 
 

@@ -28,6 +28,8 @@ from .cascade_helpers import FULL, add_customers, convert, deliveries, enroll, f
     outbox
 from .conftest import CASCADE_YAML, write_campaign
 
+pytestmark = pytest.mark.db
+
 STEPS_ONLY = CASCADE_YAML.replace("after_conversion:\n  - {channel: email, template: review, "
                                   "delay: 3d}\n", "")
 EXPERIMENT = STEPS_ONLY + """\

@@ -53,20 +53,26 @@ def body_schema(model: type[BaseModel]) -> dict[str, Any]:
                                                                 "schemas/{model}")}}}}
 
 
-async def signed_json(request: Request, model: type[BaseModel]) -> Any:
-    settings: Settings = request.app.state.settings
+async def read_body(request: Request) -> bytes:
+    """The raw body, or 413 past settings.max_body_bytes. Reads at most the limit whatever
+    Content-Length claims (it may lie, or be absent for a chunked body): never buffers
+    more than the limit plus one chunk."""
+    limit = request.app.state.settings.max_body_bytes
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
-        raise ApiError(413, f"request body larger than {settings.max_body_bytes} bytes")
-    # Read at most the limit, whatever Content-Length claims (it may lie, or be absent
-    # for a chunked body): never buffer more than max_body_bytes + one chunk.
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"request body larger than {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > settings.max_body_bytes:
-            raise ApiError(413, f"request body larger than {settings.max_body_bytes} bytes")
+        if size > limit:
+            raise ApiError(413, f"request body larger than {limit} bytes")
         chunks.append(chunk)
-    body = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def signed_json(request: Request, model: type[BaseModel]) -> Any:
+    settings: Settings = request.app.state.settings
+    body = await read_body(request)
     problem = signature.verify(request.app.state.secret, request.headers.get(signature.HEADER),
                                body, settings.signature_tolerance_s)
     if problem:

@@ -25,13 +25,15 @@ def verify(secret: str, header: str | None, body: bytes, tolerance_s: int = 300,
     for item in header.split(","):
         key, _, value = item.strip().partition("=")
         parts.setdefault(key, []).append(value)
-    try:
-        t = int(parts.get("t", [""])[0])
-    except ValueError:
+    raw_t = parts.get("t", [""])[0]
+    # ASCII digits only: int() would also take "١٢٣", "1_000" or 400 digits (then overflow).
+    if not (raw_t.isascii() and raw_t.isdigit() and len(raw_t) <= 12):
         return f"{HEADER} has no valid t=<unix seconds>"
-    if abs((time.time() if now is None else now) - t) > tolerance_s:
+    if abs((time.time() if now is None else now) - int(raw_t)) > tolerance_s:
         return f"{HEADER} timestamp is more than {tolerance_s}s away from the server's clock"
-    expected = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    if not any(hmac.compare_digest(expected, v) for v in parts.get("v1", [])):
+    expected = hmac.new(secret.encode(), f"{raw_t}.".encode() + body,
+                        hashlib.sha256).hexdigest()
+    # compare_digest refuses non-ASCII text with a TypeError: such a value never matches.
+    if not any(v.isascii() and hmac.compare_digest(expected, v) for v in parts.get("v1", [])):
         return "signature does not match"
     return None

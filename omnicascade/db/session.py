@@ -12,8 +12,18 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
+def normalize_url(url: str) -> str:
+    """`postgresql://` and `postgres://` mean psycopg 3, the driver we ship (SQLAlchemy would
+    otherwise look for psycopg2, which is not installed)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
 @lru_cache(maxsize=16)
 def get_engine(url: str, readonly: bool = False) -> Engine:
+    url = normalize_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

@@ -47,7 +47,7 @@ def _check_source(path: Path, source: str) -> list[Problem]:
     except TemplateSyntaxError as exc:
         return [Problem(str(path), exc.lineno, None, f"template syntax error: {exc.message}")]
     unknown = meta.find_undeclared_variables(ast) - CONTEXT_NAMES - set(_env.globals)
-    problems = []
+    problems = _private_names(path, ast)
     for name in sorted(unknown):
         # The line of the first use, not of the first text that merely contains the name.
         line = next((n.lineno for n in ast.find_all(nodes.Name)
@@ -89,3 +89,18 @@ def load_templates(spec: CampaignSpec, data: Any,
                 checked.add(path)
                 problems.extend(_check_source(path, source))
     return loaded, problems
+
+
+def _private_names(path: Path, ast: nodes.Template) -> list[Problem]:
+    """`x._y`, `x.__class__`, `x['_y']`: the sandbox refuses them when rendering; say so
+    when validating, before anything is launched."""
+    from omnicascade.spec import Problem
+    problems = []
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        name = node.attr if isinstance(node, nodes.Getattr) else (
+            node.arg.value if isinstance(node.arg, nodes.Const) else None)
+        if isinstance(name, str) and name.startswith("_"):
+            problems.append(Problem(str(path), node.lineno, None,
+                                    f"'{name}' is not available in templates: names "
+                                    f"starting with _ are private"))
+    return problems
