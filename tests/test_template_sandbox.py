@@ -128,3 +128,16 @@ async def test_escape_is_a_validation_problem_or_fails_preview_and_send(
     assert result.status == "failed" and result.reason.startswith("template:"), result
     assert outbox(settings, "c1") == []
     assert not canary.exists()
+
+
+@pytest.mark.parametrize("source", ["{{ 'a' * 10**10 }}", "{{ [0] * 10**9 }}",
+                                    "{{ 10 ** 100000000 }}", "{{ (customer.id * 99999) * 99 }}"])
+def test_arithmetic_memory_bombs_are_refused(source: str) -> None:
+    from omnicascade.templates.render import RenderError, render_part
+    with pytest.raises(RenderError, match="refused by the sandbox"):
+        render_part(source, {"customer": {"id": "c-123"}})
+
+
+def test_ordinary_arithmetic_still_works() -> None:
+    from omnicascade.templates.render import render_part
+    assert render_part("{{ '-' * 10 }} {{ 2 ** 8 }} {{ 3 * 4 }}", {}) == "---------- 256 12"

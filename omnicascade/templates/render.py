@@ -19,9 +19,30 @@ CONTEXT_NAMES = frozenset({"customer", "event", "promo", "campaign", "unsubscrib
                            "step", "variant", "cart", "favorite_product", "telegram_link"})
 # What `{{ telegram_link }}` shows where no customer's link is made (campaign preview).
 PREVIEW_TELEGRAM_LINK = "https://t.me/your_bot?start=PREVIEW"
-_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
-                                     keep_trailing_newline=False)
-_html_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+MAX_OUTPUT = 100_000  # characters one operation may build: a message, not a memory bomb
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, plus limits on `*` and `**` so `{{ 'a' * 10**10 }}` is refused
+    instead of exhausting the worker's memory."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(right, (int, float)) and abs(right) > 64 and \
+                    isinstance(left, (int, float)) and abs(left) > 1:
+                raise SecurityError("exponent too large")
+            return left ** right
+        for seq, n in ((left, right), (right, left)):
+            if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and \
+                    len(seq) * n > MAX_OUTPUT:
+                raise SecurityError(f"result longer than {MAX_OUTPUT} characters")
+        return left * right
+
+
+_env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+_html_env = _Sandbox(undefined=StrictUndefined, autoescape=True)
 for _e in (_env, _html_env):
     _e.filters.update(FILTERS)
 
