@@ -7,7 +7,6 @@ import json
 import sys
 import uuid
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -62,8 +61,8 @@ def reading(s: Settings | None = None):  # noqa: ANN201
 # ---- embedded stack & deployment pieces ------------------------------------------------
 
 @app.command()
-def server(host: Optional[str] = typer.Option(None, help="API host (default 127.0.0.1)."),
-           port: Optional[int] = typer.Option(None, help="API port (default 8787).")) -> None:
+def server(host: str | None = typer.Option(None, help="API host (default 127.0.0.1)."),
+           port: int | None = typer.Option(None, help="API port (default 8787).")) -> None:
     """Run everything on this machine: Temporal dev server + worker + HTTP API."""
     from omnicascade.server import serve
 
@@ -74,7 +73,8 @@ def server(host: Optional[str] = typer.Option(None, help="API host (default 127.
                               f"  Temporal UI   {stack.ui_url}\n"
                               f"  Temporal      {s.resolved_temporal_address()}\n"
                               f"  state         {s.home_dir}\n"
-                              f"  webhook secret {s.webhook_secret and 'from environment' or s.secret_file}\n"
+                              f"  webhook secret "
+                              f"{'from environment' if s.webhook_secret else s.secret_file}\n"
                               f"Press Ctrl-C to stop.")
     asyncio.run(serve(settings(), host=host, port=port, announce=announce))
     display.console.print("stopped.")
@@ -96,7 +96,7 @@ def worker() -> None:
 
 
 @app.command()
-def api(host: Optional[str] = typer.Option(None), port: Optional[int] = typer.Option(None)) -> None:
+def api(host: str | None = typer.Option(None), port: int | None = typer.Option(None)) -> None:
     """Run the HTTP API alone (scaled deployment)."""
     from omnicascade.deploy import run_api_process
     db_url()
@@ -136,7 +136,7 @@ def campaign_validate(file: Path, as_json: bool = JSON) -> None:
 
 @campaign_app.command("launch")
 def campaign_launch(file: Path,
-                    audience: Optional[Path] = typer.Option(None, help="CSV or JSONL audience."),
+                    audience: Path | None = typer.Option(None, help="CSV or JSONL audience."),
                     time_scale: float = typer.Option(1.0, help="Compress every wait by this "
                                                      "factor (rehearsals/demos).", min=1.0),
                     as_json: bool = JSON) -> None:
@@ -172,10 +172,10 @@ def campaign_launch(file: Path,
 
 @campaign_app.command("preview")
 def campaign_preview(file: Path,
-                     customer: Optional[str] = typer.Option(None, help="Customer id."),
-                     audience: Optional[Path] = typer.Option(None, help="Summarise an audience "
+                     customer: str | None = typer.Option(None, help="Customer id."),
+                     audience: Path | None = typer.Option(None, help="Summarise an audience "
                                                              "file instead (CSV/JSONL)."),
-                     event: Optional[str] = typer.Option(None, help="Trigger data as JSON."),
+                     event: str | None = typer.Option(None, help="Trigger data as JSON."),
                      as_json: bool = JSON) -> None:
     """Render every message for a customer, or summarise an audience; sends and writes
     nothing."""
@@ -195,6 +195,7 @@ def campaign_preview(file: Path,
             summary = preview_audience(loaded, people, session=db, settings=s)
         display.print_json(summary) if as_json else display.audience_summary(summary)
         return
+    assert customer is not None  # exactly one of --customer / --audience (checked above)
     with reading(s) as db:
         items = preview(loaded, customer, session=db, settings=s, event=data)
     if as_json:
@@ -270,8 +271,8 @@ def runs_show(run_id: str, as_json: bool = JSON,
 
 
 @app.command()
-def outbox(customer: Optional[str] = typer.Option(None, help="Only this customer."),
-           run: Optional[str] = typer.Option(None, help="Only this run."),
+def outbox(customer: str | None = typer.Option(None, help="Only this customer."),
+           run: str | None = typer.Option(None, help="Only this run."),
            limit: int = typer.Option(1000, help="At most this many messages."),
            as_json: bool = JSON) -> None:
     """What the outbox provider "sent" (rendered and stored, not delivered)."""
@@ -282,16 +283,17 @@ def outbox(customer: Optional[str] = typer.Option(None, help="Only this customer
 
 
 @app.command()
-def convert(customer: Optional[str] = typer.Option(None, help="Customer id."),
+def convert(customer: str | None = typer.Option(None, help="Customer id."),
             type: str = typer.Option(..., "--type", help="Conversion type, e.g. order_placed."),
-            promo_code: Optional[str] = typer.Option(None, help="Find the customer by code."),
-            event_id: Optional[str] = typer.Option(None, help="Idempotency key (default: new)."),
-            amount: Optional[float] = typer.Option(None), currency: Optional[str] = None,
+            promo_code: str | None = typer.Option(None, help="Find the customer by code."),
+            event_id: str | None = typer.Option(None, help="Idempotency key (default: new)."),
+            amount: float | None = typer.Option(None), currency: str | None = None,
             as_json: bool = JSON) -> None:
     """Record a conversion by hand and stop that customer's cascades."""
-    from omnicascade.manual import convert_by_hand
-    from omnicascade.conversions import ConversionIn
     from pydantic import ValidationError
+
+    from omnicascade.conversions import ConversionIn
+    from omnicascade.manual import convert_by_hand
     try:
         data = ConversionIn(event_id=event_id or f"manual-{uuid.uuid4().hex}", type=type,
                             customer_id=customer, promo_code=promo_code, amount=amount,
@@ -313,9 +315,9 @@ def convert(customer: Optional[str] = typer.Option(None, help="Customer id."),
 
 @app.command()
 def report(run_id: str,
-           html: Optional[Path] = typer.Option(None, help="Write a self-contained HTML "
+           html: Path | None = typer.Option(None, help="Write a self-contained HTML "
                                                "report (charts included) to this file."),
-           csv: Optional[Path] = typer.Option(None, "--csv", help="Write customers.csv, "
+           csv: Path | None = typer.Option(None, "--csv", help="Write customers.csv, "
                                               "funnel.csv and variants.csv into this folder."),
            as_json: bool = JSON) -> None:
     """Funnel, attribution, A/B significance, lift over holdout and cost for a run."""

@@ -71,9 +71,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
-        if self.env == "production":
-            if self.webhook_secret is None or self.webhook_secret.strip().lower() in \
-                    PLACEHOLDER_SECRETS or len(self.webhook_secret) < 16:
+        if self.env == "production" and (
+                self.webhook_secret is None
+                or self.webhook_secret.strip().lower() in PLACEHOLDER_SECRETS
+                or len(self.webhook_secret) < 16):
                 raise ValueError("OMNICASCADE_WEBHOOK_SECRET must be set to a real secret "
                                  "(16+ characters) when OMNICASCADE_ENV=production")
         return self

@@ -26,4 +26,6 @@ def unsubscribe(enrollment_id: str, channel: str, *, session: Session) -> bool:
         return False
     customer = session.get(Customer, enrollment.customer_id)
     address = getattr(customer, ADDRESS_FIELD[channel], None) if customer else None
-    return bool(address) and suppress(channel, address, "unsubscribed", session=session)
+    if not address:
+        return False
+    return suppress(channel, address, "unsubscribed", session=session)

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from omnicascade.db.models import ConversionEvent, Enrollment, to_utc_naive, utcnow
 from omnicascade.errors import UserFacingError
 from omnicascade.validation import storable
-from omnicascade.db.models import ConversionEvent, Enrollment, to_utc_naive, utcnow
 from omnicascade.workflows import search
 from omnicascade.workflows.types import ConversionSignal
 
@@ -128,7 +128,7 @@ async def signal_conversion(client: Client, outcome: ConversionOutcome,
         try:
             await asyncio.wait_for(handle.signal("conversion", sig), timeout_s)
             return True
-        except (RPCError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, RPCError, OSError) as exc:
             log.warning("conversion %s: signal to %s not delivered (%s); the send-time "
                         "guard will stop it", outcome.event_id, enrollment_id, exc)
             return False

@@ -11,7 +11,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -180,17 +180,19 @@ def parse_customer_file(path: Path) -> list[CustomerIn]:
             rows.append((n, obj))
     else:
         raise ImportError_(str(path), [RowProblem(0, "use a .csv or .jsonl file")])
-    customers, seen = [], {}
-    for line, raw in rows:
+    customers: list[CustomerIn] = []
+    seen: dict[str, int] = {}
+    for line_no, raw in rows:
         try:
             c = _row_model(raw)
         except ValidationError as exc:
-            problems.append(RowProblem(line, _explain(exc)))
+            problems.append(RowProblem(line_no, _explain(exc)))
             continue
         if c.id in seen:
-            problems.append(RowProblem(line, f"customer {c.id!r} already on line {seen[c.id]}"))
+            problems.append(RowProblem(line_no,
+                                       f"customer {c.id!r} already on line {seen[c.id]}"))
             continue
-        seen[c.id] = line
+        seen[c.id] = line_no
         customers.append(c)
     if problems:
         raise ImportError_(str(path), problems)
@@ -219,7 +221,7 @@ def upsert_customers(customers: list[CustomerIn], *, session: Session) -> tuple[
                 if c.attributes:
                     row.attributes = {**(row.attributes or {}), **c.attributes}
                 if c.consents:
-                    row.consents = {**(row.consents or {}), **c.consents}
+                    row.consents = {**(row.consents or {}), **cast(dict[str, Any], c.consents)}
                 row.updated_at = now
                 updated += 1
         session.flush()

@@ -11,7 +11,7 @@ import asyncio
 import shutil
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ async def _script(settings: Settings, api_url: str, t0: float) -> int:
           f"{24 * 3600 / TIME_SCALE:.0f}s; listening for cart_abandoned", t0)
 
     api = Api(api_url, settings.resolved_webhook_secret())
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # Cy bought five minutes ago (within the 1h look-back): must not be enrolled at all.
     await api.post("/v1/conversions", {"event_id": "demo-order-cy", "type": "order_placed",
                                        "customer_id": "c-cy", "amount": 64.0, "currency": "EUR",

@@ -17,7 +17,8 @@ def parse_duration(value: object) -> int:
     if isinstance(value, int):
         if value == 0:
             return 0
-        raise ValueError(f"{value} has no unit; write e.g. {value}s, {value}m, {value}h or {value}d")
+        raise ValueError(f"{value} has no unit; write e.g. "
+                         f"{value}s, {value}m, {value}h or {value}d")
     text = str(value).strip().lower().replace(" ", "")
     if text == "0":
         return 0

@@ -18,16 +18,14 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, \
-    WorkflowIDReusePolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from omnicascade import ordering
 from omnicascade.config import Settings
 from omnicascade.db.models import ConversionEvent, Enrollment, Run, utcnow
-from omnicascade import ordering
 from omnicascade.experiment import HOLDOUT, assign_variant
-from omnicascade.spec import CHANNELS, CampaignSpec, LoadedCampaign, Promo, Step, \
-    spec_from_snapshot
+from omnicascade.spec import CHANNELS, CampaignSpec, LoadedCampaign, Promo, Step, spec_from_snapshot
 from omnicascade.workflows import search
 from omnicascade.workflows.types import CascadeInput, StepPlan
 
@@ -180,7 +178,8 @@ def enroll_customers(run: Run, customer_ids: Sequence[str], *, session: Session,
         if promo:
             by_pattern.setdefault(promo.pattern, []).append(c)
     for pattern, members in by_pattern.items():
-        codes.update(zip(members, _unique_codes(pattern, len(members), session=session)))
+        codes.update(zip(members, _unique_codes(pattern, len(members), session=session),
+                         strict=True))
     now = utcnow()
     rows = []
     for customer_id in ids:

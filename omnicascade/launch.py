@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 
@@ -16,8 +16,13 @@ from omnicascade.config import Settings
 from omnicascade.customers import CustomerIn, parse_customer_file, upsert_customers
 from omnicascade.db.models import Customer, Enrollment, Run
 from omnicascade.db.session import session_scope
-from omnicascade.enroll import cascade_input, create_run, enroll_customers, mark_active, \
-    start_cascades
+from omnicascade.enroll import (
+    cascade_input,
+    create_run,
+    enroll_customers,
+    mark_active,
+    start_cascades,
+)
 from omnicascade.errors import UserFacingError
 from omnicascade.spec import LoadedCampaign
 from omnicascade.temporal_client import connect
@@ -82,7 +87,7 @@ async def launch(loaded: LoadedCampaign, settings: Settings, *, audience: list[C
 
     def load(chunk: list[str]) -> list:
         with session_scope(settings.db_url) as session:
-            run = session.get(Run, run_id)
+            run = cast(Run, session.get(Run, run_id))  # written by _write above; never deleted
             return [cascade_input(run, e, settings) for e in session.scalars(
                 select(Enrollment).where(Enrollment.id.in_(chunk)))]
 

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from omnicascade.db.models import ConversionEvent, Customer, Delivery, DeliveryEvent, \
-    Suppression
+from omnicascade.db.models import ConversionEvent, Customer, Delivery, DeliveryEvent, Suppression
 from omnicascade.spec import Step
 
 ADDRESS = {"email": "email", "sms": "phone", "telegram": "telegram_chat_id", "push": "push_token"}

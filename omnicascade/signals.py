@@ -21,6 +21,6 @@ async def signal_step_failed(client: Client, delivery_id: str, timeout_s: float 
     try:
         await asyncio.wait_for(handle.signal("step_failed", step_key), timeout_s)
         return True
-    except (RPCError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, RPCError, OSError) as exc:
         log.info("step_failed for %s not delivered (%s)", delivery_id, exc)
         return False

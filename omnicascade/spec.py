@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, \
-    ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -248,7 +257,7 @@ def _unwrap(ann: Any) -> Any:
     return ann if isinstance(ann, type) else None
 
 
-def _plain(err: dict[str, Any]) -> str:
+def _plain(err: Mapping[str, Any]) -> str:
     loc = tuple(p for p in err["loc"] if p not in ("function-after",))
     kind, name = err["type"], loc[-1] if loc else ""
     if kind == "extra_forbidden":
@@ -309,7 +318,8 @@ def parse_spec(path: Path) -> tuple[CampaignSpec, Any]:
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
             pos = _position(data, loc, key_itself=err["type"] == "extra_forbidden")
-            problems.append(Problem(str(path), *(pos or (None, None)), _plain(err)))
+            line, col = pos or (None, None)
+            problems.append(Problem(str(path), line, col, _plain(err)))
         raise SpecError(problems) from None
     return spec, data
 

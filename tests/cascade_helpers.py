@@ -19,8 +19,13 @@ from omnicascade.conversions import ConversionIn, record_conversion, signal_conv
 from omnicascade.customers import CustomerIn, upsert_customers
 from omnicascade.db.models import Delivery, Enrollment, OutboxMessage
 from omnicascade.db.session import session_scope
-from omnicascade.enroll import cascade_input, create_run, enroll_customers, mark_active, \
-    start_cascade
+from omnicascade.enroll import (
+    cascade_input,
+    create_run,
+    enroll_customers,
+    mark_active,
+    start_cascade,
+)
 from omnicascade.spec import load_campaign
 from omnicascade.workflows import search
 

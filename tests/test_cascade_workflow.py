@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -18,9 +18,18 @@ from omnicascade.db.session import session_scope
 from omnicascade.worker import build_worker
 from omnicascade.workflows.cascade import CustomerCascade
 
-from .cascade_helpers import FULL, GatedChannel, add_customers, convert, deliveries, enroll, \
-    finish, \
-    enrollment, handle, outbox
+from .cascade_helpers import (
+    FULL,
+    GatedChannel,
+    add_customers,
+    convert,
+    deliveries,
+    enroll,
+    enrollment,
+    finish,
+    handle,
+    outbox,
+)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.db]
 
@@ -88,7 +97,7 @@ async def test_conversion_during_each_wait_stops_the_rest(ts_env, settings, camp
 async def test_conversion_before_entry_within_lookback_excludes(ts_env, settings,
                                                                 campaign_file):
     add_customers(settings, {"id": "early", **FULL}, {"id": "long-ago", **FULL})
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     await convert(None, settings, "early", "o-early", occurred_at=now - timedelta(minutes=5))
     await convert(None, settings, "long-ago", "o-old", occurred_at=now - timedelta(hours=2))
     async with worker(ts_env, settings):

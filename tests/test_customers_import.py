@@ -13,8 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from omnicascade.config import Settings
-from omnicascade.customers import ImportError_, customer_dict, parse_customer_file, \
-    upsert_customers
+from omnicascade.customers import ImportError_, customer_dict, parse_customer_file, upsert_customers
 from omnicascade.db.models import Customer
 from omnicascade.db.session import session_scope
 

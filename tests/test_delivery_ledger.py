@@ -10,8 +10,7 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from omnicascade.activities.deliver import DeliverActivities
-from omnicascade.channels.base import Message, PermanentSendError, RetryableSendError, \
-    SendResult
+from omnicascade.channels.base import Message, PermanentSendError, RetryableSendError, SendResult
 from omnicascade.channels.outbox import OutboxChannel
 from omnicascade.consent import suppress
 from omnicascade.db.models import Delivery

@@ -110,9 +110,8 @@ def test_killing_the_whole_embedded_stack_mid_cascade_resumes_every_cascade(tmp_
         _wait(lambda: len(outbox()) >= 6)  # every first email is out
         server.kill_everything()  # Temporal dev server, worker and API: all at once
         # the shop reports a conversion while everything is down; its retry lands later
-        from omnicascade.conversions import ConversionIn
+        from omnicascade.conversions import ConversionIn, record_conversion
         from omnicascade.db.session import session_scope
-        from omnicascade.conversions import record_conversion
         with session_scope(f"sqlite:///{server.home / 'omnicascade.db'}") as s:
             record_conversion(ConversionIn(event_id="while-down", type="order_placed",
                                            customer_id="s0"), session=s)

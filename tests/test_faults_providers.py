@@ -17,8 +17,6 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
-
 from omnicascade.channels.registry import build_channels
 from omnicascade.customers import CustomerIn
 from omnicascade.launch import launch

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,8 +24,16 @@ from omnicascade.worker import build_worker
 from omnicascade.workflows.cascade import CustomerCascade
 from omnicascade.workflows.types import DeliverInput, StepPlan
 
-from .cascade_helpers import FULL, add_customers, convert, deliveries, enroll, finish, handle, \
-    outbox
+from .cascade_helpers import (
+    FULL,
+    add_customers,
+    convert,
+    deliveries,
+    enroll,
+    finish,
+    handle,
+    outbox,
+)
 from .conftest import CASCADE_YAML, write_campaign
 
 pytestmark = pytest.mark.db
@@ -117,17 +125,17 @@ async def test_holdout_gets_nothing_but_its_conversion_counts(ts_env, settings, 
 def test_quiet_until_handles_dst_both_ways():
     berlin = ZoneInfo("Europe/Berlin")
     # autumn: 22:00 CEST on 24 Oct 2026 → 09:00 CET on 25 Oct (clocks went back at 03:00)
-    until = quiet_until(datetime(2026, 10, 24, 20, 0, tzinfo=timezone.utc), berlin,
+    until = quiet_until(datetime(2026, 10, 24, 20, 0, tzinfo=UTC), berlin,
                         "21:00", "09:00")
-    assert until == datetime(2026, 10, 25, 8, 0, tzinfo=timezone.utc)
+    assert until == datetime(2026, 10, 25, 8, 0, tzinfo=UTC)
     # spring: quiet until 02:30, a wall time that does not exist on 28 Mar 2027
-    until = quiet_until(datetime(2027, 3, 27, 23, 0, tzinfo=timezone.utc), berlin,
+    until = quiet_until(datetime(2027, 3, 27, 23, 0, tzinfo=UTC), berlin,
                         "23:00", "02:30")
     assert until is not None and until.astimezone(berlin).hour == 3  # first valid instant
-    assert quiet_until(datetime(2026, 7, 1, 10, 0, tzinfo=timezone.utc), berlin,
+    assert quiet_until(datetime(2026, 7, 1, 10, 0, tzinfo=UTC), berlin,
                        "21:00", "09:00") is None
-    assert quiet_until(datetime(2026, 7, 1, 12, 30, tzinfo=timezone.utc), ZoneInfo("UTC"),
-                       "12:00", "14:00") == datetime(2026, 7, 1, 14, 0, tzinfo=timezone.utc)
+    assert quiet_until(datetime(2026, 7, 1, 12, 30, tzinfo=UTC), ZoneInfo("UTC"),
+                       "12:00", "14:00") == datetime(2026, 7, 1, 14, 0, tzinfo=UTC)
 
 
 def test_time_zone_falls_back_to_phone_then_campaign_then_utc():
@@ -144,7 +152,7 @@ def _quiet_yaml(start: str, end: str, mode: str = "defer", tz: str = "UTC") -> s
 
 async def test_send_inside_quiet_hours_is_deferred_to_the_window_end(ts_env, settings,
                                                                      tmp_path):
-    now = (await ts_env.get_current_time()).astimezone(timezone.utc)
+    now = (await ts_env.get_current_time()).astimezone(UTC)
     start, end = now - timedelta(hours=1), now + timedelta(hours=2)
     campaign = write_campaign(tmp_path / "q", _quiet_yaml(start.strftime("%H:%M"),
                                                           end.strftime("%H:%M")))
@@ -162,7 +170,7 @@ async def test_send_inside_quiet_hours_is_deferred_to_the_window_end(ts_env, set
 
 
 async def test_quiet_hours_skip_mode_moves_on(ts_env, settings, tmp_path):
-    now = (await ts_env.get_current_time()).astimezone(timezone.utc)
+    now = (await ts_env.get_current_time()).astimezone(UTC)
     campaign = write_campaign(tmp_path / "q", _quiet_yaml(
         (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=2)).strftime(
             "%H:%M"), mode="skip"))
@@ -177,14 +185,14 @@ async def test_deferral_across_a_dst_night(ts_env, settings, tmp_path):
     """Skip the server clock to 22:30 local on the evening before the next Europe/Berlin
     clock change; the 21:00–09:00 quiet window ends at 09:00 local in the new offset."""
     berlin = ZoneInfo("Europe/Berlin")
-    now = (await ts_env.get_current_time()).astimezone(timezone.utc)
+    now = (await ts_env.get_current_time()).astimezone(UTC)
     probe = now
     while probe.astimezone(berlin).utcoffset() == now.astimezone(berlin).utcoffset():
         probe += timedelta(hours=1)
     change_day = probe.astimezone(berlin).date()
     evening = datetime(change_day.year, change_day.month, change_day.day, 22, 30,
                        tzinfo=berlin) - timedelta(days=1)
-    await ts_env.sleep(evening.astimezone(timezone.utc) - now)
+    await ts_env.sleep(evening.astimezone(UTC) - now)
     campaign = write_campaign(tmp_path / "dst", _quiet_yaml("21:00", "09:00",
                                                             tz="Europe/Berlin"))
     add_customers(settings, {"id": "d1", "email": "d@example.com"})

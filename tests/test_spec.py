@@ -7,10 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CASCADE_YAML, TEMPLATES, write_campaign
 from omnicascade.durations import format_duration, parse_duration
-from omnicascade.spec import CHANNELS, Problem, SpecError, load_campaign, parse_spec, \
-    spec_from_snapshot
+from omnicascade.spec import (
+    CHANNELS,
+    Problem,
+    SpecError,
+    load_campaign,
+    parse_spec,
+    spec_from_snapshot,
+)
+
+from .conftest import CASCADE_YAML, TEMPLATES, write_campaign
 
 EXPERIMENT = """\
 quiet_hours: {start: "21:00", end: "09:00"}

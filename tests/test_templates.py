@@ -6,8 +6,13 @@ from typing import Any
 
 import pytest
 
-from omnicascade.templates.render import RenderError, Rendered, build_context, \
-    render_message, render_part
+from omnicascade.templates.render import (
+    Rendered,
+    RenderError,
+    build_context,
+    render_message,
+    render_part,
+)
 
 
 def context(customer: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
@@ -23,13 +23,20 @@ from temporalio.exceptions import ApplicationError
 from omnicascade.channels.base import Channel, Message, PermanentSendError, RetryableSendError
 from omnicascade.channels.telegram_link import link_for_templates
 from omnicascade.config import Settings
-from omnicascade.db.models import ConversionEvent, Customer, Delivery, Enrollment, Run, \
-    Suppression, utcnow
+from omnicascade.db.models import (
+    ConversionEvent,
+    Customer,
+    Delivery,
+    Enrollment,
+    Run,
+    Suppression,
+    utcnow,
+)
 from omnicascade.db.session import session_scope
 from omnicascade.enroll import run_spec, variant_promo
+from omnicascade.links import unsubscribe_url
 from omnicascade.quiet_hours import customer_zone, quiet_until
 from omnicascade.spec import FrequencyCap
-from omnicascade.links import unsubscribe_url
 from omnicascade.templates.helpers import favorite_product
 from omnicascade.templates.render import RenderError, build_context, render_message
 from omnicascade.workflows.types import DeliverInput, DeliverResult, StepPlan
@@ -119,7 +126,7 @@ def prepare(inp: DeliverInput, settings: Settings, *, session: Session,
     if step.phase == "cascade" and converted_since_enrollment(enrollment, session=session):
         return Prepared(result=_record(session, row, base, "skipped", "converted"))
     address = getattr(customer, ADDRESS_FIELD[step.channel], None) if customer else None
-    if not address:
+    if customer is None or not address:  # (no customer: no address either)
         return Prepared(result=_record(session, row, base, "skipped", "no_address"))
     if is_suppressed(step.channel, address, session=session):
         return Prepared(result=_record(session, row, base, "skipped", "unsubscribed"))
@@ -128,12 +135,12 @@ def prepare(inp: DeliverInput, settings: Settings, *, session: Session,
     spec = run_spec(run)
     if spec.quiet_hours:
         zone = customer_zone(customer.timezone, customer.phone, spec.timezone)
-        until = quiet_until(now.replace(tzinfo=timezone.utc), zone, spec.quiet_hours.start,
+        until = quiet_until(now.replace(tzinfo=UTC), zone, spec.quiet_hours.start,
                             spec.quiet_hours.end)
         if until is not None and spec.quiet_hours.mode == "skip":
             return Prepared(result=_record(session, row, base, "skipped", "quiet_hours"))
         if until is not None:
-            result = _record(session, row, base, "deferred", "quiet_hours")
+            _record(session, row, base, "deferred", "quiet_hours")
             delivery = session.get(Delivery, delivery_id)
             assert delivery is not None
             delivery.deferred_until = until.replace(tzinfo=None)
@@ -231,7 +238,7 @@ def _clock() -> datetime:
         scheduled = activity.info().current_attempt_scheduled_time
     except RuntimeError:  # called outside an activity (tests, tools)
         return now
-    return max(now, scheduled.astimezone(timezone.utc).replace(tzinfo=None))
+    return max(now, scheduled.astimezone(UTC).replace(tzinfo=None))
 
 
 class DeliverActivities:

@@ -41,7 +41,7 @@ class TemporalHandle:
             if self._client is None:
                 try:
                     self._client = await asyncio.wait_for(connect(self.settings), 5)
-                except (ConfigError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, ConfigError) as exc:
                     log.warning("Temporal unavailable: %s", exc)
                     return None
         return self._client

@@ -12,8 +12,12 @@ from starlette.concurrency import run_in_threadpool
 
 from omnicascade.api.app import ApiError, body_schema, signed_json
 from omnicascade.consent import unsubscribe
-from omnicascade.conversions import ConversionIn, ConversionRejected, record_conversion, \
-    signal_conversion
+from omnicascade.conversions import (
+    ConversionIn,
+    ConversionRejected,
+    record_conversion,
+    signal_conversion,
+)
 from omnicascade.customers import CustomerIn, upsert_customers
 from omnicascade.db.session import session_scope
 from omnicascade.events import EventIn, UnknownCustomer, process_event, store_event

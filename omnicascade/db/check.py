@@ -6,7 +6,6 @@ from functools import lru_cache
 
 from omnicascade.config import ConfigError
 
-
 HEAD = "0002"  # the newest migration; a test keeps this in step with alembic
 
 

@@ -37,7 +37,7 @@ def ab_tests(groups: dict[str, list[Member]], alpha: float = ALPHA) -> dict[str,
                      "_counts": (x_b, n_b)})
     adjusted = holm([r["p_value"] for r in rows], alpha) if len(rows) > 1 else \
         [r["p_value"] for r in rows]
-    for r, p_adj in zip(rows, adjusted):
+    for r, p_adj in zip(rows, adjusted, strict=True):
         x_b, n_b = r.pop("_counts")
         r["p_value_adjusted"] = p_adj
         r.update(verdict(base, r["variant"], r, n_a, n_b, x_a, x_b, alpha, p_value=p_adj))

@@ -133,7 +133,8 @@ def _funnel_rows(rows: list[dict[str, Any]], cur: str | None) -> list[list[str]]
         step = f"{s['index'] + 1}" if s["phase"] == "cascade" else f"after {s['index'] + 1}"
         out.append([step, s["channel"], num(s["reached"]), num(s["sent"]),
                     num(s["delivered"]), num(s["opened"]), num(s["clicked"]),
-                    num(s["failed"]), num(s["skipped"]), "§" + reasons(s["skipped_by_reason"], s.get("deferred", 0)),
+                    num(s["failed"]), num(s["skipped"]),
+                    "§" + reasons(s["skipped_by_reason"], s.get("deferred", 0)),
                     num(s["converted_after"]), money(s["cost"], cur)])
     return out
 

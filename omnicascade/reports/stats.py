@@ -96,7 +96,7 @@ def holm(p_values: Sequence[float | None], alpha: float = ALPHA) -> list[float |
     out: list[float | None] = [None] * len(p_values)
     if present:
         adjusted = multipletests([p for _, p in present], alpha=alpha, method="holm")[1]
-        for (i, _), p in zip(present, adjusted):
+        for (i, _), p in zip(present, adjusted, strict=True):
             out[i] = _f(p, 8)
     return out
 

@@ -11,8 +11,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from omnicascade.customers import customer_dict
-from omnicascade.db.models import ConversionEvent, Customer, Delivery, Enrollment, \
-    OutboxMessage, Run
+from omnicascade.db.models import (
+    ConversionEvent,
+    Customer,
+    Delivery,
+    Enrollment,
+    OutboxMessage,
+    Run,
+)
 from omnicascade.errors import UserFacingError
 
 SENT = ("sent", "unknown")

@@ -29,7 +29,8 @@ def templates_dir(spec: CampaignSpec, yaml_path: Path) -> Path:
 
 def _uses(spec: CampaignSpec) -> list[tuple[tuple[Any, ...], str, str]]:
     """(yaml location of the `template:` value, template name, channel) for every use."""
-    uses = [(("steps", i, "template"), s.template, s.channel) for i, s in enumerate(spec.steps)]
+    uses: list[tuple[tuple[Any, ...], str, str]] = [
+        (("steps", i, "template"), s.template, s.channel) for i, s in enumerate(spec.steps)]
     uses += [(("after_conversion", i, "template"), f.template, f.channel)
              for i, f in enumerate(spec.after_conversion)]
     if spec.experiment:
@@ -97,8 +98,10 @@ def _private_names(path: Path, ast: nodes.Template) -> list[Problem]:
     from omnicascade.spec import Problem
     problems = []
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        # find_all yields only the two node types asked for
         name = node.attr if isinstance(node, nodes.Getattr) else (
-            node.arg.value if isinstance(node.arg, nodes.Const) else None)
+            node.arg.value if isinstance(node, nodes.Getitem)
+            and isinstance(node.arg, nodes.Const) else None)
         if isinstance(name, str) and name.startswith("_"):
             problems.append(Problem(str(path), node.lineno, None,
                                     f"'{name}' is not available in templates: names "

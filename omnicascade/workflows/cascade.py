@@ -8,7 +8,7 @@ re-checks the database before every send, so a lost signal never leaks a message
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -17,8 +17,16 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from omnicascade.workflows import search
-    from omnicascade.workflows.types import CascadeInput, ConversionSignal, DeliverInput, \
-        DeliverResult, FinishInput, Progress, StepPlan, TimelineEntry
+    from omnicascade.workflows.types import (
+        CascadeInput,
+        ConversionSignal,
+        DeliverInput,
+        DeliverResult,
+        FinishInput,
+        Progress,
+        StepPlan,
+        TimelineEntry,
+    )
 
 REACHED = ("sent", "unknown")  # unknown: may have gone out, so give it its wait
 GAVE_UP = "gave up after retries"
@@ -71,12 +79,13 @@ class CustomerCascade:
             if result.status in REACHED and step.wait_s > 0 and not self._converted:
                 self._state = f"waiting after step {step.key} ({step.channel})"
                 key = step.key
-                try:
-                    await workflow.wait_condition(
-                        lambda: self._converted or key in self._failed_steps,
-                        timeout=self._scaled(inp, step.wait_s))
-                except asyncio.TimeoutError:
-                    pass
+
+                def stop_waiting(key: str = key) -> bool:
+                    return self._converted or key in self._failed_steps
+
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(stop_waiting,
+                                                  timeout=self._scaled(inp, step.wait_s))
 
         outcome = "converted" if self._converted else "completed"
         if self._converted:
@@ -111,11 +120,9 @@ class CustomerCascade:
         self._state = "holdout: watching for a conversion, sending nothing"
         window = sum(s.wait_s for s in inp.steps)
         if window > 0 and not self._converted:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._converted,
                                               timeout=self._scaled(inp, window))
-            except asyncio.TimeoutError:
-                pass
         return await self._finish(inp, "converted" if self._converted else "completed")
 
     async def _deliver(self, inp: CascadeInput, step: StepPlan,
@@ -131,10 +138,8 @@ class CustomerCascade:
             self._state = f"step {step.key} ({step.channel}) deferred by quiet hours until " \
                           f"{result.defer_until}"
             if step.phase == "cascade":
-                try:
+                with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(lambda: self._converted, timeout=delay)
-                except asyncio.TimeoutError:
-                    pass
                 if self._converted:
                     return DeliverResult(result.delivery_id, "skipped", "converted")
             else:

@@ -13,6 +13,8 @@ if context.is_offline_mode():
     with context.begin_transaction():
         context.run_migrations()
 else:
+    if url is None:  # the error get_engine(None) raises; omnicascade.db.migrate always sets it
+        raise AttributeError("'NoneType' object has no attribute 'startswith'")
     with get_engine(url).connect() as connection:
         context.configure(connection=connection, target_metadata=Base.metadata,
                           render_as_batch=url.startswith("sqlite"))
