@@ -25,7 +25,6 @@ import sys
 import sysconfig
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -38,9 +37,10 @@ from omnicascade.api.signature import HEADER, sign
 from omnicascade.config import Settings
 from omnicascade.customers import CustomerIn, upsert_customers
 from omnicascade.db.migrate import upgrade
-from omnicascade.db.models import ConversionEvent, Delivery, Enrollment, OutboxMessage
+from omnicascade.db.models import Delivery, Enrollment, OutboxMessage
 from omnicascade.db.session import read_scope, session_scope
 from omnicascade.launch import launch
+from omnicascade.reports.views import sends_after_conversion
 from omnicascade.server import free_port, temporal_binary
 from omnicascade.spec import load_campaign
 from omnicascade.workflows import search
@@ -191,7 +191,55 @@ async def post_conversion(http: httpx.AsyncClient, secret: str, customer: str,
     return time.time()
 
 
-async def measure(n: int, wait_s: int, stop_sample: int, workdir: Path) -> dict:
+async def phase_cascade(settings: Settings, http: httpx.AsyncClient, ids: list[str],
+                        wait_s: int, workdir: Path) -> dict:
+    """Enrollment rate and 4-step cascade throughput, with conversions racing the sends."""
+    audience = [CustomerIn(id=i) for i in ids]
+    fast = load_campaign(write_campaign(workdir / "c1", "bench-fast", f"{wait_s}s"))
+    t0 = time.perf_counter()
+    result = await launch(fast, settings, audience=audience)
+    enroll_s = time.perf_counter() - t0
+    racers = random.Random(7).sample(ids, max(1, len(ids) // 10))
+
+    async def race(cid: str) -> None:
+        await asyncio.sleep(random.uniform(0, 3 * wait_s))
+        await post_conversion(http, settings.webhook_secret or "", cid, f"race-{cid}")
+    await bounded((race(c) for c in racers), 32)
+    await wait_done(settings, result.run_id, len(ids), timeout=600 + len(ids) / 5)
+    cascade_s = time.perf_counter() - t0
+    return {"enroll_per_s": round(result.enrolled / enroll_s, 1),
+            "cascade_per_s": round(len(ids) / cascade_s, 1), "racing_conversions": len(racers)}
+
+
+async def phase_stop(settings: Settings, http: httpx.AsyncClient, ids: list[str],
+                     samples: int, workdir: Path) -> dict:
+    """Conversion-to-stop latency while every customer's cascade is active (in its wait)."""
+    slow = load_campaign(write_campaign(workdir / "c2", "bench-slow", "1h"))
+    slow_run = await launch(slow, settings, audience=[CustomerIn(id=i) for i in ids])
+    while count(settings, select(func.count()).select_from(Delivery).where(
+            Delivery.run_id == slow_run.run_id, Delivery.step_key == "0",
+            Delivery.status == "sent")) < len(ids):
+        await asyncio.sleep(0.5)
+    latencies = []
+    for cid in random.Random(11).sample(ids, min(samples, len(ids))):
+        t_ack = await post_conversion(http, settings.webhook_secret or "", cid, f"stop-{cid}")
+        while True:
+            with read_scope(settings.db_url) as s:
+                finished = s.scalar(select(Enrollment.finished_at).where(
+                    Enrollment.run_id == slow_run.run_id, Enrollment.customer_id == cid))
+            if finished is not None:
+                break
+            await asyncio.sleep(0.005)
+        latencies.append(max(0.0, finished.timestamp() - t_ack) * 1000)
+    latencies.sort()
+    return {"stop_p50_ms": round(statistics.median(latencies), 1),
+            "stop_p99_ms": round(latencies[min(len(latencies) - 1,
+                                               int(len(latencies) * 0.99))], 1),
+            "stop_samples": len(latencies), "active_during_stop_test": len(ids)}
+
+
+async def measure(n: int, wait_s: int, stop_sample: int, workdir: Path,
+                  only: str = "all") -> dict:
     stack = Stack(workdir / "state")
     stack.start()
     try:
@@ -203,82 +251,28 @@ async def measure(n: int, wait_s: int, stop_sample: int, workdir: Path) -> dict:
                                          telegram_chat_id="1", push_token="tok",
                                          attributes={"first_name": "B"}) for i in ids],
                              session=s)
-        audience = [CustomerIn(id=i) for i in ids]
         http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.api_port}", timeout=60)
-        secret = settings.webhook_secret
-
-        # 1. cascade throughput + enrollment rate + racing conversions
-        fast = load_campaign(write_campaign(workdir / "c1", "bench-fast", f"{wait_s}s"))
-        t0 = time.perf_counter()
-        result = await launch(fast, settings, audience=audience)
-        enroll_s = time.perf_counter() - t0
-        racers = random.Random(7).sample(ids, max(1, n // 10))
-
-        async def race(cid: str) -> None:
-            await asyncio.sleep(random.uniform(0, 3 * wait_s))
-            await post_conversion(http, secret, cid, f"race-{cid}")
-        await bounded((race(c) for c in racers), 32)
-        await wait_done(settings, result.run_id, n, timeout=600 + n / 5)
-        cascade_s = time.perf_counter() - t0
-
-        # 2. stop latency while N cascades wait (long waits)
-        slow = load_campaign(write_campaign(workdir / "c2", "bench-slow", "1h"))
-        slow_run = await launch(slow, settings, audience=audience)
-        # measure while all N cascades are active, i.e. waiting after their first message
-        while count(settings, select(func.count()).select_from(Delivery).where(
-                Delivery.run_id == slow_run.run_id, Delivery.step_key == "0",
-                Delivery.status == "sent")) < n:
-            await asyncio.sleep(0.5)
-        sample = random.Random(11).sample(ids, min(stop_sample, n))
-        latencies = []
-        for cid in sample:
-            t_ack = await post_conversion(http, secret, cid, f"stop-{cid}")
-            while True:
-                with read_scope(settings.db_url) as s:
-                    finished = s.scalar(select(Enrollment.finished_at).where(
-                        Enrollment.run_id == slow_run.run_id, Enrollment.customer_id == cid))
-                if finished is not None:
-                    break
-                await asyncio.sleep(0.005)
-            latencies.append(max(0.0, finished.timestamp() - t_ack) * 1000)
-        latencies.sort()
-
-        after = count(settings, select(func.count()).select_from(Delivery)
-                      .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
-                      .join(ConversionEvent, ConversionEvent.customer_id == Enrollment.customer_id)
-                      .where(Delivery.phase == "cascade", Delivery.status.in_(("sent", "unknown")),
-                             Enrollment.run_id == result.run_id,
-                             ConversionEvent.event_id.like("race-%"),
-                             Delivery.created_at > ConversionEvent.recorded_at))
-        dupes = count(settings, select(func.count()).select_from(
+        figures: dict = {"customers": n, "wait_s": wait_s}
+        if only == "all":
+            figures.update(await phase_cascade(settings, http, ids, wait_s, workdir))
+        figures.update(await phase_stop(settings, http, ids, stop_sample, workdir))
+        with read_scope(settings.db_url) as s:
+            figures["sends_after_conversion"] = sends_after_conversion(session=s)
+        figures["duplicate_deliveries"] = count(settings, select(func.count()).select_from(
             select(OutboxMessage.delivery_id).group_by(OutboxMessage.delivery_id)
             .having(func.count() > 1).subquery()))
-        worker_rss, api_rss = stack.peak_rss_mb("worker"), stack.peak_rss_mb("api")
-
-        # 3. the bare baseline on the same server
-        base_enroll = await baseline_enroll(client, n)
-        base_cascade = await baseline_cascade(client, n, wait_s)
+        figures["worker_rss_mb"] = stack.peak_rss_mb("worker")
+        figures["api_rss_mb"] = stack.peak_rss_mb("api")
         await http.aclose()
-        return {
-            "customers": n,
-            "enroll_per_s": round(result.enrolled / enroll_s, 1),
-            "baseline_enroll_per_s": round(base_enroll, 1),
-            "cascade_per_s": round(n / cascade_s, 1),
-            "baseline_cascade_per_s": round(base_cascade, 1),
-            "enroll_ratio": round(result.enrolled / enroll_s / base_enroll, 2),
-            "cascade_ratio": round(n / cascade_s / base_cascade, 2),
-            "stop_p50_ms": round(statistics.median(latencies), 1),
-            "stop_p99_ms": round(latencies[min(len(latencies) - 1,
-                                               int(len(latencies) * 0.99))], 1),
-            "stop_samples": len(latencies),
-            "active_during_stop_test": n,
-            "sends_after_conversion": after,
-            "duplicate_deliveries": dupes,
-            "racing_conversions": len(racers),
-            "worker_rss_mb": worker_rss,
-            "api_rss_mb": api_rss,
-            "wait_s": wait_s,
-        }
+        if only == "all":  # the bare baseline on the same server, same shapes
+            base_enroll = await baseline_enroll(client, n)
+            base_cascade = await baseline_cascade(client, n, wait_s)
+            figures.update({
+                "baseline_enroll_per_s": round(base_enroll, 1),
+                "baseline_cascade_per_s": round(base_cascade, 1),
+                "enroll_ratio": round(figures["enroll_per_s"] / base_enroll, 2),
+                "cascade_ratio": round(figures["cascade_per_s"] / base_cascade, 2)})
+        return figures
     finally:
         stack.stop()
 
@@ -289,11 +283,14 @@ def main() -> None:
     p.add_argument("--wait", type=int, default=2, help="seconds between cascade steps")
     p.add_argument("--stop-samples", type=int, default=100)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--only", choices=("all", "stop"), default="all",
+                   help="stop: only the stop-latency phase (for large N)")
     p.add_argument("--keep", action="store_true", help="keep the state directory")
     args = p.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="omnicascade-bench-"))
     try:
-        figures = asyncio.run(measure(args.customers, args.wait, args.stop_samples, workdir))
+        figures = asyncio.run(measure(args.customers, args.wait, args.stop_samples, workdir,
+                                      args.only))
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,29 @@
+"""The benchmark must keep working: a tiny run prints every figure the README's table needs
+(timings are measured by the benchmark, never asserted here) and finds no message after a
+conversion and no duplicate delivery."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+KEYS = {"customers", "enroll_per_s", "baseline_enroll_per_s", "cascade_per_s",
+        "baseline_cascade_per_s", "stop_p50_ms", "stop_p99_ms", "sends_after_conversion",
+        "duplicate_deliveries", "worker_rss_mb", "api_rss_mb"}
+
+
+def test_bench_runs_and_reports_every_figure():
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICASCADE_")}
+    r = subprocess.run([sys.executable, "-m", "bench", "--customers", "20", "--wait", "1",
+                        "--stop-samples", "5", "--json"], cwd=root, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    figures = json.loads(r.stdout.strip().splitlines()[-1])
+    assert KEYS <= set(figures)
+    assert figures["customers"] == 20
+    assert figures["sends_after_conversion"] == 0 and figures["duplicate_deliveries"] == 0
+    assert figures["worker_rss_mb"] > 0 and figures["api_rss_mb"] > 0
