@@ -12,7 +12,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import select
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from omnicascade.db.models import Customer, utcnow
 from omnicascade.errors import UserFacingError
-from omnicascade.validation import storable
+from omnicascade.validation import storable, time_zone
 
 CORE_FIELDS = ("id", "email", "phone", "telegram_chat_id", "push_token", "timezone", "locale")
 
@@ -74,12 +73,7 @@ class CustomerIn(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: name too long
-                raise ValueError(f"unknown time zone {v!r}; write e.g. Europe/Berlin") from None
-        return v
+        return time_zone(v)
 
 
 @dataclass

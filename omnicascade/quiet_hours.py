@@ -7,19 +7,14 @@ campaign's `timezone:` → else UTC.
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from phonenumbers import timezone as phone_tz
 
+from omnicascade.validation import zone_or_none
 
-def _zone(name: str | None) -> ZoneInfo | None:
-    if not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: name too long
-        return None
+_zone = zone_or_none
 
 
 def customer_zone(tz: str | None, phone: str | None, campaign_tz: str | None) -> ZoneInfo:

@@ -30,6 +30,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 
 from omnicascade.durations import format_duration, parse_duration
+from omnicascade.validation import time_zone
 
 CHANNELS = ("email", "sms", "telegram", "push")
 Channel = Literal["email", "sms", "telegram", "push"]
@@ -167,13 +168,7 @@ class CampaignSpec(_Model):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str | None) -> str | None:
-        if v is not None:
-            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-            try:
-                ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: name too long
-                raise ValueError(f"unknown time zone {v!r}; write e.g. Europe/Berlin") from None
-        return v
+        return time_zone(v)
 
     @property
     def conversion_events(self) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 def storable(value: Any) -> Any:
@@ -29,3 +30,20 @@ def _check(value: Any) -> None:
     elif isinstance(value, (list, tuple)):
         for item in value:
             _check(item)
+
+
+def zone_or_none(name: str | None) -> ZoneInfo | None:
+    """The IANA zone of that name, or None for a missing or unknown one."""
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: name too long
+        return None
+
+
+def time_zone(value: str | None) -> str | None:
+    """Validator for a `timezone` field: None or a known IANA zone name."""
+    if value is not None and zone_or_none(value) is None:
+        raise ValueError(f"unknown time zone {value!r}; write e.g. Europe/Berlin")
+    return value
