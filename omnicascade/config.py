@@ -23,6 +23,10 @@ DEFAULT_SEARCH_ATTRIBUTES = ("OmnicascadeCampaign", "OmnicascadeRun", "Omnicasca
                              "OmnicascadeStatus")
 
 
+# Secrets generated into a state dir never change while a process runs; read each once.
+_secret_files: dict[Path, str] = {}
+
+
 class ConfigError(UserFacingError):
     """A configuration mistake the operator must fix; shown without a traceback."""
 
@@ -136,8 +140,11 @@ class Settings(BaseSettings):
         if self.env == "production":
             raise ConfigError("OMNICASCADE_WEBHOOK_SECRET is required in production")
         path = self.secret_file
+        if path in _secret_files:  # every send signs an unsubscribe link: no disk read each
+            return _secret_files[path]
         if path.exists():
-            return path.read_text().strip()
+            _secret_files[path] = path.read_text().strip()
+            return _secret_files[path]
         if not create:
             raise ConfigError(
                 f"No webhook secret: set OMNICASCADE_WEBHOOK_SECRET or start "
@@ -157,6 +164,7 @@ class Settings(BaseSettings):
             value = path.read_text().strip()
         finally:
             tmp.unlink()
+        _secret_files[path] = value
         return value
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from omnicascade.activities.deliver import ADDRESS_FIELD
+from omnicascade.customers import ADDRESS_FIELD
 from omnicascade.db.models import Customer, Enrollment, Suppression
 
 

@@ -17,10 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from omnicascade.db.models import Customer, utcnow
+from omnicascade.db.models import ConversionEvent, Customer, utcnow
 from omnicascade.errors import UserFacingError
 from omnicascade.validation import storable, time_zone
 
+# The customer column that holds each channel's address.
+ADDRESS_FIELD = {"email": "email", "sms": "phone", "telegram": "telegram_chat_id",
+                 "push": "push_token"}
 CORE_FIELDS = ("id", "email", "phone", "telegram_chat_id", "push_token", "timezone", "locale")
 
 
@@ -227,3 +230,9 @@ def customer_dict(row: Customer) -> dict[str, Any]:
             "telegram_chat_id": row.telegram_chat_id, "push_token": row.push_token,
             "timezone": row.timezone, "locale": row.locale,
             "attributes": dict(row.attributes or {}), "consents": dict(row.consents or {})}
+
+
+def customer_orders(customer_id: str, *, session: Session) -> list[dict[str, Any] | None]:
+    """The `data` of every conversion of this customer, oldest first (order history)."""
+    return list(session.scalars(select(ConversionEvent.data).where(
+        ConversionEvent.customer_id == customer_id).order_by(ConversionEvent.occurred_at)))

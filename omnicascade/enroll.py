@@ -24,6 +24,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from omnicascade import ordering
 from omnicascade.config import Settings
 from omnicascade.db.models import ConversionEvent, Enrollment, Run, utcnow
+from omnicascade.db.session import session_scope
 from omnicascade.experiment import HOLDOUT, assign_variant
 from omnicascade.spec import CHANNELS, CampaignSpec, LoadedCampaign, Promo, Step, spec_from_snapshot
 from omnicascade.workflows import search
@@ -230,10 +231,13 @@ async def start_cascade(client: Client, settings: Settings, inp: CascadeInput) -
 
 
 async def start_cascades(client: Client, settings: Settings, inputs: Iterable[CascadeInput],
-                         *, mark_active: Callable[[list[str]], None],
-                         on_progress: Callable[[int], None] | None = None,
+                         *, on_progress: Callable[[int], None] | None = None,
                          chunk: int = 500) -> int:
     """Start many cascades with bounded concurrency, marking each chunk active in the DB."""
+
+    def activate(ids: list[str]) -> None:
+        with session_scope(settings.db_url) as session:
+            mark_active(ids, session=session)
     limit = asyncio.Semaphore(settings.start_concurrency)
 
     async def one(inp: CascadeInput) -> None:
@@ -246,7 +250,7 @@ async def start_cascades(client: Client, settings: Settings, inputs: Iterable[Ca
     async def flush() -> None:
         nonlocal done
         await asyncio.gather(*(one(i) for i in batch))
-        await asyncio.to_thread(mark_active, [i.enrollment_id for i in batch])
+        await asyncio.to_thread(activate, [i.enrollment_id for i in batch])
         done += len(batch)
         if on_progress:
             on_progress(len(batch))

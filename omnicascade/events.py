@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,9 +13,9 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 
 from omnicascade.config import Settings
-from omnicascade.db.models import Customer, InboundEvent, Run, to_utc_naive, utcnow
+from omnicascade.db.models import Customer, Enrollment, InboundEvent, Run, to_utc_naive, utcnow
 from omnicascade.db.session import session_scope
-from omnicascade.enroll import cascade_input, enroll_customers, mark_active, start_cascades
+from omnicascade.enroll import cascade_input, enroll_customers, start_cascades
 from omnicascade.validation import storable
 
 
@@ -77,23 +78,17 @@ def enroll_event(event_id: str, settings: Settings, *, session: Session) -> list
 
 
 async def process_event(client: Client, settings: Settings, event_id: str) -> int:
-    import asyncio
-
     def tx() -> list:
         with session_scope(settings.db_url) as session:
             return enroll_event(event_id, settings, session=session)
     inputs = await asyncio.to_thread(tx)
 
-    def activate(ids: list[str]) -> None:
-        with session_scope(settings.db_url) as session:
-            mark_active(ids, session=session)
-    await start_cascades(client, settings, inputs, mark_active=activate)
+    await start_cascades(client, settings, inputs)
     return len(inputs)
 
 
 def stale_work(settings: Settings, older_than_s: float, *, session: Session):
     """Events not yet processed and enrollments not yet started, left by a process that died."""
-    from omnicascade.db.models import Enrollment
     cutoff = utcnow() - timedelta(seconds=older_than_s)
     events = list(session.scalars(select(InboundEvent.event_id).where(
         InboundEvent.processed_at.is_(None), InboundEvent.received_at < cutoff).limit(1000)))

@@ -26,12 +26,11 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 
 from omnicascade.consent import suppress
+from omnicascade.customers import ADDRESS_FIELD
 from omnicascade.db.models import Customer, Delivery, DeliveryEvent, Suppression, utcnow
 from omnicascade.signals import signal_step_failed
 
 log = logging.getLogger(__name__)
-ADDRESS_FIELD = {"email": "email", "sms": "phone", "telegram": "telegram_chat_id",
-                 "push": "push_token"}
 REACHED = ("sent", "unknown", "sending")  # accepted, or possibly accepted, by the provider
 
 

@@ -20,7 +20,6 @@ from omnicascade.enroll import (
     cascade_input,
     create_run,
     enroll_customers,
-    mark_active,
     start_cascades,
 )
 from omnicascade.errors import UserFacingError
@@ -91,12 +90,8 @@ async def launch(loaded: LoadedCampaign, settings: Settings, *, audience: list[C
             return [cascade_input(run, e, settings) for e in session.scalars(
                 select(Enrollment).where(Enrollment.id.in_(chunk)))]
 
-    def activate(ids: list[str]) -> None:
-        with session_scope(settings.db_url) as session:
-            mark_active(ids, session=session)
     # Streamed in chunks so a 100,000-customer launch never holds every input in memory.
     for start in range(0, len(pending), 2000):
         inputs = await asyncio.to_thread(load, pending[start:start + 2000])
-        await start_cascades(client, settings, inputs, mark_active=activate,
-                             on_progress=on_progress)
+        await start_cascades(client, settings, inputs, on_progress=on_progress)
     return LaunchResult(run_id, loaded.spec.campaign, len(pending), excluded, loaded.notes)

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from omnicascade.customers import ADDRESS_FIELD
 from omnicascade.db.models import ConversionEvent, Customer, Delivery, DeliveryEvent, Suppression
 from omnicascade.spec import Step
 
-ADDRESS = {"email": "email", "sms": "phone", "telegram": "telegram_chat_id", "push": "push_token"}
 Score = tuple[int, int, int]  # (conversions attributed, clicks, opens)
 
 
@@ -22,7 +22,7 @@ def reachable_channels(customer: Customer | None, suppressed: set[tuple[str, str
         return set()
     out = set()
     consents = customer.consents or {}
-    for channel, field in ADDRESS.items():
+    for channel, field in ADDRESS_FIELD.items():
         address = getattr(customer, field)
         if address and consents.get(channel, True) is not False \
                 and (channel, address) not in suppressed:
@@ -39,7 +39,7 @@ def load_customers(ids: Sequence[str], *, session: Session) -> dict[str, Custome
 
 
 def load_suppressed(customers: dict[str, Customer], *, session: Session) -> set[tuple[str, str]]:
-    addresses = {getattr(c, f) for c in customers.values() for f in ADDRESS.values()} - {None}
+    addresses = {getattr(c, f) for c in customers.values() for f in ADDRESS_FIELD.values()} - {None}
     found: set[tuple[str, str]] = set()
     listed = list(addresses)
     for start in range(0, len(listed), 500):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from omnicascade import ordering
 from omnicascade.config import Settings
-from omnicascade.customers import CustomerIn, customer_dict
+from omnicascade.customers import ADDRESS_FIELD, CustomerIn, customer_dict, customer_orders
 from omnicascade.db.models import Customer
 from omnicascade.durations import format_duration
 from omnicascade.enroll import variant_order, variant_promo, variant_steps
@@ -22,8 +22,6 @@ from omnicascade.sms import segments
 from omnicascade.spec import CHANNELS, CampaignSpec, LoadedCampaign, Step
 from omnicascade.templates.helpers import favorite_product
 from omnicascade.templates.render import RenderError, build_context, render_message
-
-ADDRESS = ordering.ADDRESS
 
 
 def _render(loaded: LoadedCampaign, template: str, channel: str, cust: dict[str, Any],
@@ -56,6 +54,13 @@ def _order(spec: CampaignSpec, variant: str, steps: list[Step], reach: set[str],
     return ordering.resolve(steps, strategy, reach, scores, costs)
 
 
+def _preview_promo(spec: CampaignSpec, variant: str) -> dict[str, Any]:
+    """A stand-in code shaped like the real ones (the pattern's prefix + PREVIEW)."""
+    promo_spec = variant_promo(spec, variant)
+    return ({"code": promo_spec.pattern.split("{")[0] + "PREVIEW",
+             "discount": promo_spec.discount} if promo_spec else {})
+
+
 def preview(loaded: LoadedCampaign, customer_id: str, *, session: Session,
             settings: Settings, event: dict[str, Any] | None = None,
             start: datetime | None = None) -> list[dict[str, Any]]:
@@ -68,16 +73,14 @@ def preview(loaded: LoadedCampaign, customer_id: str, *, session: Session,
     zone = customer_zone(customer.timezone, customer.phone, spec.timezone)
     suppressed = ordering.load_suppressed({customer.id: customer}, session=session)
     reach = ordering.reachable_channels(customer, suppressed)
-    favorite = favorite_product(_orders(session, customer_id))
+    favorite = favorite_product(customer_orders(customer_id, session=session))
     own = assign_variant(spec, customer_id)
     names = ["default"] if spec.experiment is None else list(spec.experiment.variants)
     start = start or datetime.now(UTC)
     out = []
     for variant in names:
         steps = variant_steps(spec, variant)
-        promo_spec = variant_promo(spec, variant)
-        promo = ({"code": promo_spec.pattern.split("{")[0] + "PREVIEW",
-                  "discount": promo_spec.discount} if promo_spec else {})
+        promo = _preview_promo(spec, variant)
         t = start
         for i in _order(spec, variant, steps, reach, settings, customer_id, session):
             step = steps[i]
@@ -85,7 +88,7 @@ def preview(loaded: LoadedCampaign, customer_id: str, *, session: Session,
                                      "phase": "cascade", "step": i + 1,
                                      "channel": step.channel, "template": step.template,
                                      "wait": format_duration(step.wait),
-                                     "to": cust.get(ADDRESS[step.channel])}
+                                     "to": cust.get(ADDRESS_FIELD[step.channel])}
             if step.channel not in reach:
                 entry["skipped"] = "no_address_or_consent"
             elif spec.quiet_hours:
@@ -104,23 +107,13 @@ def preview(loaded: LoadedCampaign, customer_id: str, *, session: Session,
     for i, f in enumerate(spec.after_conversion):
         entry = {"variant": "all", "assigned": own != HOLDOUT, "phase": "after_conversion",
                  "step": i + 1, "channel": f.channel, "template": f.template,
-                 "delay": format_duration(f.delay), "to": cust.get(ADDRESS[f.channel]),
+                 "delay": format_duration(f.delay), "to": cust.get(ADDRESS_FIELD[f.channel]),
                  "at": f"{format_duration(f.delay)} after a conversion"}
-        promo_spec = variant_promo(spec, own if own != HOLDOUT else "default")
-        promo = ({"code": promo_spec.pattern.split("{")[0] + "PREVIEW",
-                  "discount": promo_spec.discount} if promo_spec else {})
+        promo = _preview_promo(spec, own if own != HOLDOUT else "default")
         entry.update(_render(loaded, f.template, f.channel, cust, event, promo, own,
                              f"ac{i}", favorite))
         out.append(entry)
     return out
-
-
-def _orders(session: Session, customer_id: str) -> list:
-    from sqlalchemy import select
-
-    from omnicascade.db.models import ConversionEvent
-    return list(session.scalars(select(ConversionEvent.data).where(
-        ConversionEvent.customer_id == customer_id).order_by(ConversionEvent.occurred_at)))
 
 
 def preview_audience(loaded: LoadedCampaign, audience: list[CustomerIn], *, session: Session,

@@ -16,7 +16,7 @@ from omnicascade.channels.base import Channel
 from omnicascade.channels.registry import build_channels
 from omnicascade.config import Settings
 from omnicascade.db.session import session_scope
-from omnicascade.enroll import mark_active, start_cascades
+from omnicascade.enroll import start_cascades
 from omnicascade.events import process_event, stale_work
 from omnicascade.workflows.cascade import CustomerCascade
 
@@ -40,10 +40,7 @@ async def reconcile_once(client: Client, settings: Settings, older_than_s: float
     for event_id in events:
         await process_event(client, settings, event_id)
 
-    def activate(ids: list[str]) -> None:
-        with session_scope(settings.db_url) as session:
-            mark_active(ids, session=session)
-    started = await start_cascades(client, settings, inputs, mark_active=activate)
+    started = await start_cascades(client, settings, inputs)
     if events or started:
         log.info("reconciler: processed %d stale events, started %d pending cascades",
                  len(events), started)

@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 from omnicascade.channels.base import Channel, Message, PermanentSendError, RetryableSendError
 from omnicascade.channels.telegram_link import link_for_templates
 from omnicascade.config import Settings
+from omnicascade.customers import ADDRESS_FIELD, customer_dict, customer_orders
 from omnicascade.db.models import (
     ConversionEvent,
     Customer,
@@ -41,8 +42,6 @@ from omnicascade.templates.helpers import favorite_product
 from omnicascade.templates.render import RenderError, build_context, render_message
 from omnicascade.workflows.types import DeliverInput, DeliverResult, StepPlan
 
-ADDRESS_FIELD = {"email": "email", "sms": "phone", "telegram": "telegram_chat_id",
-                 "push": "push_token"}
 FINAL = ("sent", "failed", "skipped", "unknown")
 
 
@@ -191,13 +190,10 @@ def _favorite(run: Run, template: str, customer_id: str, *, session: Session) ->
     sources = run.snapshot["templates"].get(template, {})
     if not any("favorite_product" in src for src in sources.values()):
         return None  # only query order history for templates that use it
-    orders = session.scalars(select(ConversionEvent.data).where(
-        ConversionEvent.customer_id == customer_id).order_by(ConversionEvent.occurred_at))
-    return favorite_product(list(orders))
+    return favorite_product(customer_orders(customer_id, session=session))
 
 
 def _customer_dict(customer: Customer | None) -> dict:
-    from omnicascade.customers import customer_dict
     return customer_dict(customer) if customer else {}
 
 
