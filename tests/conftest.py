@@ -100,6 +100,19 @@ after_conversion:
   - {channel: email, template: review, delay: 3d}
 """
 
+# An A/B test with a holdout: append to a campaign's YAML.
+EXPERIMENT_BLOCK = """\
+experiment:
+  holdout: 10%
+  variants:
+    control: {weight: 50}
+    sms_first:
+      weight: 50
+      steps:
+        - {channel: sms,   template: t_sms,   wait: 24h}
+        - {channel: email, template: t_email, wait: 24h}
+"""
+
 
 def write_campaign(folder: Path, yaml_text: str = CASCADE_YAML,
                    templates: dict[str, str] | None = None, name: str = "campaign.yaml") -> Path:

@@ -34,23 +34,13 @@ from .cascade_helpers import (
     handle,
     outbox,
 )
-from .conftest import CASCADE_YAML, write_campaign
+from .conftest import CASCADE_YAML, EXPERIMENT_BLOCK, write_campaign
 
 pytestmark = pytest.mark.db
 
 STEPS_ONLY = CASCADE_YAML.replace("after_conversion:\n  - {channel: email, template: review, "
                                   "delay: 3d}\n", "")
-EXPERIMENT = STEPS_ONLY + """\
-experiment:
-  holdout: 10%
-  variants:
-    control: {weight: 50}
-    sms_first:
-      weight: 50
-      steps:
-        - {channel: sms,   template: t_sms,   wait: 24h}
-        - {channel: email, template: t_email, wait: 24h}
-"""
+EXPERIMENT = STEPS_ONLY + EXPERIMENT_BLOCK
 
 
 @asynccontextmanager

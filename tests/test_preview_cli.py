@@ -9,21 +9,12 @@ import subprocess
 import sysconfig
 from pathlib import Path
 
-from .conftest import CASCADE_YAML, write_campaign
+from .conftest import CASCADE_YAML, EXPERIMENT_BLOCK, write_campaign
 
 OMNI = str(Path(sysconfig.get_path("scripts")) / "omnicascade")
 EXPERIMENT = CASCADE_YAML + """\
 quiet_hours: {start: "00:00", end: "23:59"}
-experiment:
-  holdout: 10%
-  variants:
-    control: {weight: 50}
-    sms_first:
-      weight: 50
-      steps:
-        - {channel: sms,   template: t_sms,   wait: 24h}
-        - {channel: email, template: t_email, wait: 24h}
-"""
+""" + EXPERIMENT_BLOCK
 
 
 def run(home: Path, *args: str) -> subprocess.CompletedProcess:
