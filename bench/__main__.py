@@ -41,9 +41,8 @@ from omnicascade.db.models import Delivery, Enrollment, OutboxMessage
 from omnicascade.db.session import read_scope, session_scope
 from omnicascade.launch import launch
 from omnicascade.reports.views import sends_after_conversion
-from omnicascade.server import free_port, temporal_binary
+from omnicascade.server import dev_server_args, free_port
 from omnicascade.spec import load_campaign
-from omnicascade.workflows import search
 
 OMNI = str(Path(sysconfig.get_path("scripts")) / "omnicascade")
 TEMPLATES = {"b.subject.j2": "Hi {{ customer.first_name }}", "b.txt.j2": "Code {{ promo.code }}",
@@ -99,7 +98,8 @@ async def baseline_cascade(client: Client, n: int, wait_s: float) -> float:
 # ---- omnicascade -----------------------------------------------------------------------
 
 class Stack:
-    """Temporal dev server, one `omnicascade worker` and one `omnicascade api` process."""
+    """Temporal dev server (the embedded stack's settings), `omnicascade worker` process(es)
+    and one `omnicascade api` process."""
 
     def __init__(self, home: Path):
         self.home = home
@@ -113,20 +113,18 @@ class Stack:
                                  api_port=self.api_port)
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self) -> None:
+    def start(self, workers: int = 1) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        args = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port",
-                str(self.port), "--headless", "--db-filename", str(self.home / "temporal.db"),
-                "--sqlite-pragma", "journal_mode=wal", "--log-level", "error"]
-        for key in search.ALL:
-            args += ["--search-attribute", f"{key.name}=Keyword"]
-        self.procs["temporal"] = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+        args = dev_server_args(self.port, self.home / "temporal.db")
+        self.procs["temporal"] = subprocess.Popen(args + ["--headless", "--log-level", "error"],
+                                                  stdout=subprocess.DEVNULL,
                                                   stderr=subprocess.DEVNULL)
         upgrade(self.settings.db_url)
         log = open(self.home / "procs.log", "ab")  # noqa: SIM115
-        for name in ("worker", "api"):
-            self.procs[name] = subprocess.Popen([OMNI, name], env=self.env, stdout=log,
-                                                stderr=subprocess.STDOUT)
+        names = [f"worker{i}" if i else "worker" for i in range(workers)] + ["api"]
+        for name in names:
+            self.procs[name] = subprocess.Popen([OMNI, name.rstrip("0123456789")], env=self.env,
+                                                stdout=log, stderr=subprocess.STDOUT)
 
     async def wait_ready(self) -> Client:
         for _ in range(300):
@@ -191,87 +189,110 @@ async def post_conversion(http: httpx.AsyncClient, secret: str, customer: str,
     return time.time()
 
 
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 async def phase_cascade(settings: Settings, http: httpx.AsyncClient, ids: list[str],
                         wait_s: int, workdir: Path) -> dict:
-    """Enrollment rate and 4-step cascade throughput, with conversions racing the sends."""
-    audience = [CustomerIn(id=i) for i in ids]
+    """4-step cascade throughput, with conversions fired at random moments racing the sends."""
     fast = load_campaign(write_campaign(workdir / "c1", "bench-fast", f"{wait_s}s"))
     t0 = time.perf_counter()
-    result = await launch(fast, settings, audience=audience)
-    enroll_s = time.perf_counter() - t0
+    result = await launch(fast, settings, audience=[CustomerIn(id=i) for i in ids])
     racers = random.Random(7).sample(ids, max(1, len(ids) // 10))
 
     async def race(cid: str) -> None:
         await asyncio.sleep(random.uniform(0, 3 * wait_s))
         await post_conversion(http, settings.webhook_secret or "", cid, f"race-{cid}")
     await bounded((race(c) for c in racers), 32)
-    await wait_done(settings, result.run_id, len(ids), timeout=600 + len(ids) / 5)
+    await wait_done(settings, result.run_id, len(ids), timeout=600 + len(ids) / 2)
     cascade_s = time.perf_counter() - t0
-    return {"enroll_per_s": round(result.enrolled / enroll_s, 1),
-            "cascade_per_s": round(len(ids) / cascade_s, 1), "racing_conversions": len(racers)}
+    return {"cascade_customers": len(ids), "cascade_per_s": round(len(ids) / cascade_s, 1),
+            "racing_conversions": len(racers)}
 
 
-async def phase_stop(settings: Settings, http: httpx.AsyncClient, ids: list[str],
-                     samples: int, workdir: Path) -> dict:
-    """Conversion-to-stop latency while every customer's cascade is active (in its wait)."""
+async def phase_launch_and_stop(settings: Settings, http: httpx.AsyncClient, ids: list[str],
+                                samples: int, workdir: Path) -> dict:
+    """The N-customer launch (enrollment rate), then conversion-to-stop latency while all N
+    cascades are active: each has sent its first message and is in its one-hour wait."""
     slow = load_campaign(write_campaign(workdir / "c2", "bench-slow", "1h"))
-    slow_run = await launch(slow, settings, audience=[CustomerIn(id=i) for i in ids])
-    while count(settings, select(func.count()).select_from(Delivery).where(
-            Delivery.run_id == slow_run.run_id, Delivery.step_key == "0",
-            Delivery.status == "sent")) < len(ids):
-        await asyncio.sleep(0.5)
+    progress(f"launching {len(ids):,} customers")
+    t0 = time.perf_counter()
+    run = await launch(slow, settings, audience=[CustomerIn(id=i) for i in ids])
+    enroll_s = time.perf_counter() - t0
+    progress(f"enrolled {run.enrolled:,} in {enroll_s:.0f}s; waiting for every first send")
+    first_sent = select(func.count()).select_from(Delivery).where(
+        Delivery.run_id == run.run_id, Delivery.step_key == "0", Delivery.status == "sent")
+    last_report = time.perf_counter()
+    while (sent := count(settings, first_sent)) < len(ids):
+        if time.perf_counter() - last_report > 60:
+            progress(f"{sent:,}/{len(ids):,} first messages sent")
+            last_report = time.perf_counter()
+        await asyncio.sleep(1.0)
+    progress(f"all {len(ids):,} cascades in their wait; sampling stop latency")
     latencies = []
     for cid in random.Random(11).sample(ids, min(samples, len(ids))):
         t_ack = await post_conversion(http, settings.webhook_secret or "", cid, f"stop-{cid}")
         while True:
             with read_scope(settings.db_url) as s:
                 finished = s.scalar(select(Enrollment.finished_at).where(
-                    Enrollment.run_id == slow_run.run_id, Enrollment.customer_id == cid))
+                    Enrollment.run_id == run.run_id, Enrollment.customer_id == cid))
             if finished is not None:
                 break
             await asyncio.sleep(0.005)
         latencies.append(max(0.0, finished.timestamp() - t_ack) * 1000)
     latencies.sort()
-    return {"stop_p50_ms": round(statistics.median(latencies), 1),
+    return {"enroll_per_s": round(run.enrolled / enroll_s, 1),
+            "stop_p50_ms": round(statistics.median(latencies), 1),
             "stop_p99_ms": round(latencies[min(len(latencies) - 1,
                                                int(len(latencies) * 0.99))], 1),
             "stop_samples": len(latencies), "active_during_stop_test": len(ids)}
 
 
-async def measure(n: int, wait_s: int, stop_sample: int, workdir: Path,
-                  only: str = "all") -> dict:
-    stack = Stack(workdir / "state")
-    stack.start()
-    try:
-        client = await stack.wait_ready()
-        settings = stack.settings
-        ids = [f"b{i:07d}" for i in range(n)]
+def add_customers(settings: Settings, ids: list[str]) -> None:
+    for start in range(0, len(ids), 10_000):
         with session_scope(settings.db_url) as s:
             upsert_customers([CustomerIn(id=i, email=f"{i}@example.com", phone="+4915112345678",
                                          telegram_chat_id="1", push_token="tok",
-                                         attributes={"first_name": "B"}) for i in ids],
-                             session=s)
+                                         attributes={"first_name": "B"})
+                              for i in ids[start:start + 10_000]], session=s)
+
+
+async def measure(n: int, wait_s: int, stop_sample: int, workdir: Path,
+                  cascade_n: int, workers: int = 1) -> dict:
+    stack = Stack(workdir / "state")
+    stack.start(workers)
+    try:
+        client = await stack.wait_ready()
+        settings = stack.settings
+        ids = [f"s{i:07d}" for i in range(n)]
+        racing_ids = [f"c{i:07d}" for i in range(cascade_n)]
+        add_customers(settings, ids + racing_ids)
         http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.api_port}", timeout=60)
-        figures: dict = {"customers": n, "wait_s": wait_s}
-        if only == "all":
-            figures.update(await phase_cascade(settings, http, ids, wait_s, workdir))
-        figures.update(await phase_stop(settings, http, ids, stop_sample, workdir))
+        figures: dict = {"customers": n, "wait_s": wait_s, "workers": workers}
+        figures.update(await phase_launch_and_stop(settings, http, ids, stop_sample, workdir))
+        if cascade_n:
+            progress(f"cascade throughput: {cascade_n:,} customers, {wait_s}s waits")
+            figures.update(await phase_cascade(settings, http, racing_ids, wait_s, workdir))
         with read_scope(settings.db_url) as s:
             figures["sends_after_conversion"] = sends_after_conversion(session=s)
         figures["duplicate_deliveries"] = count(settings, select(func.count()).select_from(
             select(OutboxMessage.delivery_id).group_by(OutboxMessage.delivery_id)
             .having(func.count() > 1).subquery()))
-        figures["worker_rss_mb"] = stack.peak_rss_mb("worker")
+        figures["worker_rss_mb"] = max(stack.peak_rss_mb(name) for name in stack.procs
+                                       if name.startswith("worker"))
         figures["api_rss_mb"] = stack.peak_rss_mb("api")
         await http.aclose()
-        if only == "all":  # the bare baseline on the same server, same shapes
-            base_enroll = await baseline_enroll(client, n)
-            base_cascade = await baseline_cascade(client, n, wait_s)
-            figures.update({
-                "baseline_enroll_per_s": round(base_enroll, 1),
-                "baseline_cascade_per_s": round(base_cascade, 1),
-                "enroll_ratio": round(figures["enroll_per_s"] / base_enroll, 2),
-                "cascade_ratio": round(figures["cascade_per_s"] / base_cascade, 2)})
+        # The bare baseline on the same server, same shapes, same sizes.
+        progress(f"baseline: {n:,} bare workflows")
+        base_enroll = await baseline_enroll(client, n)
+        figures.update({"baseline_enroll_per_s": round(base_enroll, 1),
+                        "enroll_ratio": round(figures["enroll_per_s"] / base_enroll, 2)})
+        if cascade_n:
+            progress(f"baseline: {cascade_n:,} bare cascades")
+            base_cascade = await baseline_cascade(client, cascade_n, wait_s)
+            figures.update({"baseline_cascade_per_s": round(base_cascade, 1),
+                            "cascade_ratio": round(figures["cascade_per_s"] / base_cascade, 2)})
         return figures
     finally:
         stack.stop()
@@ -283,14 +304,18 @@ def main() -> None:
     p.add_argument("--wait", type=int, default=2, help="seconds between cascade steps")
     p.add_argument("--stop-samples", type=int, default=100)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--only", choices=("all", "stop"), default="all",
-                   help="stop: only the stop-latency phase (for large N)")
+    p.add_argument("--cascade-customers", type=int, default=None,
+                   help="customers in the cascade-throughput phase (default: N, at most 2,000:"
+                        " a rate, steady long before that; 0 skips the phase)")
+    p.add_argument("--workers", type=int, default=1, help="omnicascade worker processes")
     p.add_argument("--keep", action="store_true", help="keep the state directory")
     args = p.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="omnicascade-bench-"))
     try:
+        cascade_n = (min(args.customers, 2000) if args.cascade_customers is None
+                     else args.cascade_customers)
         figures = asyncio.run(measure(args.customers, args.wait, args.stop_samples, workdir,
-                                      args.only))
+                                      cascade_n, args.workers))
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

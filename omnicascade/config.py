@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     send_initial_retry_s: float = 1.0
     signal_timeout_s: float = 5.0
     start_concurrency: int = 64
+    # Worker sizing. Workflows kept in the worker's sticky cache skip a history replay on
+    # their next task; with more customers in flight than this, evicted ones replay.
+    worker_max_cached_workflows: int = 10_000
+    worker_max_concurrent_activities: int = 64
+    # Re-import the workflow module for every cascade so the Temporal sandbox also catches
+    # non-deterministic calls through module-level imports (datetime.now, random). For
+    # developing workflow code (the test suite runs this way); costs ≈ 20% worker CPU.
+    worker_strict_sandbox: bool = False
 
     # Unit cost per message (per SMS segment), in the shop's currency: reports and `order: cost`.
     cost_email: float = 0.001

@@ -68,7 +68,8 @@ def db_url(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
 def settings(tmp_path: Path, db_url: str) -> Settings:
     s = Settings(home=tmp_path / "home", database_url=db_url,
                  webhook_secret=SECRET, env="development", search_attributes=False,
-                 task_queue=f"tq-{os.urandom(4).hex()}", send_initial_retry_s=0.05)
+                 task_queue=f"tq-{os.urandom(4).hex()}", send_initial_retry_s=0.05,
+                 worker_strict_sandbox=True)
     upgrade(s.db_url)
     return s
 

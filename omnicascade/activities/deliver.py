@@ -241,9 +241,10 @@ class DeliverActivities:
     def __init__(self, settings: Settings, channels: dict[str, Channel]):
         self.settings = settings
         self.channels = channels
+        self.db_url = settings.db_url  # resolved once: it touches the file system
 
     def _tx(self, fn, *args, **kwargs):  # noqa: ANN001, ANN202
-        with session_scope(self.settings.db_url) as session:
+        with session_scope(self.db_url) as session:
             return fn(*args, session=session, **kwargs)
 
     async def _db(self, fn, *args, **kwargs):  # noqa: ANN001, ANN202
