@@ -17,10 +17,10 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from temporalio.client import Client
@@ -28,6 +28,7 @@ from temporalio.client import Client
 from omnicascade.consent import suppress
 from omnicascade.customers import ADDRESS_FIELD
 from omnicascade.db.models import Customer, Delivery, DeliveryEvent, Suppression, utcnow
+from omnicascade.db.session import session_scope
 from omnicascade.signals import signal_step_failed
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def record_feedback(items: list[Feedback], *, session: Session) -> Outcome:
             delivery.reason = item.fail[:500]
             if delivery.phase == "cascade":
                 out.failed_steps.append(delivery.id)
+                delivery.failure_signal_due = utcnow()
         session.flush()
     return out
 
@@ -124,10 +126,30 @@ def forget_address(customer_id: str, channel: str, address: str, *, session: Ses
     return True
 
 
-async def signal_failed_steps(client: Client | None, delivery_ids: list[str]) -> int:
-    """Tell each cascade its step failed; without Temporal the cascade waits out `wait`."""
-    if client is None:
-        if delivery_ids:
-            log.warning("Temporal unavailable: %d failed steps not signalled", len(delivery_ids))
+async def signal_failed_steps(client: Client | None, delivery_ids: list[str],
+                              db_url: str) -> int:
+    """Tell each cascade its step failed, and clear the marker of those told (or already
+    ended). Without Temporal the markers stay: the worker's reconciler signals them later,
+    and until then the cascade simply waits out its `wait`. Returns how many were told."""
+    if not delivery_ids:
         return 0
-    return sum(await asyncio.gather(*(signal_step_failed(client, d) for d in delivery_ids)))
+    if client is None:
+        log.warning("Temporal unavailable: %d failed steps not signalled yet", len(delivery_ids))
+        return 0
+    outcomes = await asyncio.gather(*(signal_step_failed(client, d) for d in delivery_ids))
+    settled = [d for d, o in zip(delivery_ids, outcomes, strict=True) if o != "later"]
+    if settled:
+        def clear() -> None:
+            with session_scope(db_url) as session:
+                session.execute(update(Delivery).where(Delivery.id.in_(settled))
+                                .values(failure_signal_due=None))
+        await asyncio.to_thread(clear)
+    return sum(o == "signalled" for o in outcomes)
+
+
+def unsignalled_failures(older_than_s: float, *, session: Session) -> list[str]:
+    """Failed cascade steps whose cascade was not told (Temporal was down, the API died)."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    return list(session.scalars(select(Delivery.id).where(
+        Delivery.failure_signal_due.is_not(None), Delivery.failure_signal_due < cutoff)
+        .limit(1000)))

@@ -16,9 +16,10 @@ from omnicascade.activities.record import RecordActivities
 from omnicascade.channels.base import Channel
 from omnicascade.channels.registry import build_channels
 from omnicascade.config import Settings
-from omnicascade.db.session import session_scope
+from omnicascade.db.session import read_scope
 from omnicascade.enroll import start_cascades
 from omnicascade.events import process_event, stale_work
+from omnicascade.feedback import signal_failed_steps, unsignalled_failures
 from omnicascade.workflows.cascade import CustomerCascade
 
 log = logging.getLogger(__name__)
@@ -49,17 +50,20 @@ def build_worker(client: Client, settings: Settings,
 
 async def reconcile_once(client: Client, settings: Settings, older_than_s: float = 30.0) -> int:
     def find():  # noqa: ANN202
-        with session_scope(settings.db_url) as session:
-            return stale_work(settings, older_than_s, session=session)
-    events, inputs = await asyncio.to_thread(find)
+        with read_scope(settings.db_url) as session:
+            return (*stale_work(settings, older_than_s, session=session),
+                    unsignalled_failures(older_than_s, session=session))
+    events, inputs, failures = await asyncio.to_thread(find)
     for event_id in events:
         await process_event(client, settings, event_id)
 
     started = await start_cascades(client, settings, inputs)
-    if events or started:
-        log.info("reconciler: processed %d stale events, started %d pending cascades",
-                 len(events), started)
-    return len(events) + started
+    told = await signal_failed_steps(client, failures, settings.db_url)
+    if events or started or failures:
+        log.info("reconciler: processed %d stale events, started %d pending cascades, "
+                 "told %d of %d cascades about a failed step", len(events), started, told,
+                 len(failures))
+    return len(events) + started + len(failures)
 
 
 async def reconcile_forever(client: Client, settings: Settings, every_s: float = 15.0) -> None:

@@ -337,3 +337,23 @@ def test_schemathesis_signed_requests_reach_validation_and_never_5xx(api_setting
         assert codes & {200, 202}, seen  # and some bodies made it all the way to the DB
     else:
         assert 422 in codes, seen
+
+
+@pytest.mark.parametrize("route", ["/webhooks/sendgrid", "/webhooks/twilio?delivery=x",
+                                   "/webhooks/telegram"])
+async def test_provider_webhooks_stop_reading_a_chunked_body_at_the_limit(
+        small, route: str, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("OMNICASCADE_TELEGRAM_WEBHOOK_SECRET", "tg-secret-0123456789")
+    _, http = small
+    sent = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(10_000):  # 10 MB if nobody stops reading
+            sent += 1
+            yield b"a" * 1024
+
+    r = await http.post(route, content=endless(), headers={
+        "X-Telegram-Bot-Api-Secret-Token": "tg-secret-0123456789"})
+    assert r.status_code == 413, r.text
+    assert sent * 1024 < LIMIT * 4, f"read {sent} KiB of a {LIMIT} byte limit"

@@ -114,3 +114,17 @@ async def test_sends_beyond_the_sender_rate_are_retried_not_dropped():
             await sms.send(replace(MSG, delivery_id="enr_def:1"))
     assert 0.5 < (err.value.retry_after or 0) <= 1.0
     assert len(fake.seen) == 1  # the paced message never reached Twilio
+
+
+async def test_a_429_retry_after_sets_the_next_attempt_delay():
+    busy = error(429, 20429, "Too Many Requests")
+    with FakeProvider().answer(Reply(busy.status, busy.body, {"Retry-After": "7"}),
+                               Reply(500, busy.body)) as fake:
+        sms = channel(fake.url)
+        with pytest.raises(RetryableSendError) as first:
+            await sms.send(MSG)
+        with pytest.raises(RetryableSendError) as second:  # no header: Temporal's backoff
+            await sms.send(MSG)
+    assert first.value.retry_after == 7.0 and "429" in first.value.reason
+    assert second.value.retry_after is None
+    assert len(fake.seen) == 2

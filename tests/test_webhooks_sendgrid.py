@@ -1,6 +1,7 @@
 """/webhooks/sendgrid: the Signed Event Webhook verified with a real ECDSA P-256 key pair made
 in the test; events recorded once per delivery; bounce / spam report / unsubscribe suppress
-the address for every campaign; a bounce fails the step and signals its cascade."""
+the address for every campaign; a bounce fails the step and signals its cascade — later,
+from the reconciler, if Temporal could not be reached at the time."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy import func, select
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
 from omnicascade.activities.deliver import DeliverActivities
 from omnicascade.api.app import create_app
 from omnicascade.channels.outbox import OutboxChannel
-from omnicascade.db.models import Delivery, DeliveryEvent, Suppression
+from omnicascade.db.models import Delivery, DeliveryEvent, Enrollment, Suppression
 from omnicascade.db.session import session_scope
+from omnicascade.feedback import unsignalled_failures
+from omnicascade.worker import reconcile_once
 from omnicascade.workflows.types import DeliverInput, StepPlan
 
 from .cascade_helpers import FULL, add_customers, enroll
@@ -155,3 +159,59 @@ async def test_unconfigured_webhook_refuses_everything(hook, monkeypatch):
                                  base_url="http://api") as fresh:
         r = await fresh.post("/webhooks/sendgrid", content=b"[]", headers=signed(key, b"[]"))
     assert r.status_code == 403 and "OMNICASCADE_SENDGRID_WEBHOOK_PUBLIC_KEY" in r.text
+
+
+class Unreachable(SignalRecorder):
+    """A Temporal client whose every signal fails as when the server is down (or, with
+    NOT_FOUND, as when the cascade has already ended)."""
+
+    def __init__(self, status: RPCStatusCode = RPCStatusCode.UNAVAILABLE) -> None:
+        super().__init__()
+        self.status = status
+
+    def get_workflow_handle(self, workflow_id: str) -> Any:
+        status = self.status
+
+        class Handle:
+            async def signal(self, name: str, arg: Any = None) -> None:
+                raise RPCError("no", status, b"")
+        return Handle()
+
+
+def _due(settings) -> list[str]:
+    with session_scope(settings.db_url) as s:
+        return unsignalled_failures(0, session=s)
+
+
+async def test_a_failed_step_temporal_missed_is_signalled_later_by_the_reconciler(hook):
+    settings, key, _, _, delivery_id, enrollment_id = hook
+    with session_scope(settings.db_url) as s:  # its cascade is running
+        s.get(Enrollment, enrollment_id).status = "active"
+    down = httpx.AsyncClient(transport=httpx.ASGITransport(
+        app=create_app(settings, Unreachable())), base_url="http://api")  # type: ignore
+    body = json.dumps(_events(delivery_id, "bounce", type="bounce", reason="550")).encode()
+    r = await down.post("/webhooks/sendgrid", content=body, headers=signed(key, body))
+    await down.aclose()
+    assert r.status_code == 200 and r.json()["signalled"] == 0, r.text
+    assert _due(settings) == [delivery_id]  # remembered, not lost
+
+    assert await reconcile_once(Unreachable(), settings, older_than_s=0) == 1  # type: ignore
+    assert _due(settings) == [delivery_id]  # still down: still remembered
+    temporal = SignalRecorder()
+    await reconcile_once(temporal, settings, older_than_s=0)  # type: ignore[arg-type]
+    assert temporal.signals == [(f"cascade-{enrollment_id}", "step_failed", "0")]
+    assert _due(settings) == []
+    await reconcile_once(temporal, settings, older_than_s=0)  # type: ignore[arg-type]
+    assert len(temporal.signals) == 1  # told once
+
+
+async def test_a_failed_step_of_a_cascade_that_already_ended_is_not_retried(hook):
+    settings, key, http, _, delivery_id, _ = hook
+    ended = httpx.AsyncClient(transport=httpx.ASGITransport(
+        app=create_app(settings, Unreachable(RPCStatusCode.NOT_FOUND))),  # type: ignore
+        base_url="http://api")
+    body = json.dumps(_events(delivery_id, "bounce", type="bounce", reason="550")).encode()
+    r = await ended.post("/webhooks/sendgrid", content=body, headers=signed(key, body))
+    await ended.aclose()
+    assert r.status_code == 200 and r.json()["signalled"] == 0
+    assert _due(settings) == []  # nothing left to tell

@@ -23,7 +23,7 @@ from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
-from omnicascade.api.app import ApiError
+from omnicascade.api.app import ApiError, read_body
 from omnicascade.channels.common import ProviderSettings
 from omnicascade.channels.sendgrid_email import DELIVERY_ARG, SendGridSettings
 from omnicascade.channels.telegram_link import TelegramSettings, bind_chat
@@ -60,21 +60,14 @@ def _config(request: Request, cls: type[C]) -> C:
     return cache[cls]
 
 
-async def _body(request: Request) -> bytes:
-    limit = request.app.state.settings.max_body_bytes
-    body = await request.body()
-    if len(body) > limit:
-        raise ApiError(413, f"request body larger than {limit} bytes")
-    return body
-
-
 async def _apply(request: Request, items: list[Feedback]) -> dict[str, int]:
     def tx():
         with session_scope(request.app.state.settings.db_url) as session:
             return record_feedback(items, session=session)
     outcome = await run_in_threadpool(tx)  # committed before any signal
     signalled = await signal_failed_steps(await request.app.state.temporal.get(),
-                                          outcome.failed_steps)
+                                          outcome.failed_steps,
+                                          request.app.state.settings.db_url)
     return {"recorded": outcome.recorded, "duplicates": outcome.duplicates,
             "steps_failed": len(outcome.failed_steps), "signalled": signalled}
 
@@ -107,7 +100,7 @@ def sendgrid_item(ev: dict[str, Any]) -> Feedback:
 @router.post("/webhooks/sendgrid", summary="SendGrid Event Webhook (signed)")
 async def sendgrid_webhook(request: Request) -> dict[str, int]:
     config = _config(request, SendGridSettings)
-    body = await _body(request)
+    body = await read_body(request)
     signature = request.headers.get(EventWebhookHeader.SIGNATURE)
     timestamp = request.headers.get(EventWebhookHeader.TIMESTAMP)
     if not signature or not timestamp:
@@ -169,7 +162,7 @@ def _twilio_urls(request: Request) -> list[str]:
 @router.post("/webhooks/twilio", summary="Twilio status callbacks and incoming SMS (signed)")
 async def twilio_webhook(request: Request) -> Response:
     config = _config(request, TwilioSettings)
-    body = await _body(request)
+    body = await read_body(request)
     signature = request.headers.get("X-Twilio-Signature")
     if not signature:
         raise ApiError(401, "missing X-Twilio-Signature header")
@@ -238,7 +231,7 @@ async def telegram_webhook(request: Request) -> JSONResponse:
     if not hmac.compare_digest(given.encode(), config.webhook_secret.encode()):
         raise ApiError(403, "Telegram secret token does not match")
     try:
-        update = json.loads(await _body(request))
+        update = json.loads(await read_body(request))
     except ValueError:
         raise ApiError(400, "body is not JSON") from None
     if not isinstance(update, dict):

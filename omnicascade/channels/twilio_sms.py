@@ -8,7 +8,8 @@ Error classes (see channels/base.py):
 - a number Twilio says is invalid / not mobile / opted out (21211, 21614, 21610) →
   permanent and suppressed; unreachable / region not enabled (21612, 21408) → permanent;
 - other 4xx, 429 and 5xx → retryable: Twilio creates no Message resource for a non-2xx
-  answer, so a retry cannot send twice;
+  answer, so a retry cannot send twice; a 429's Retry-After sets the next attempt's delay
+  (the SDK's exception drops the headers, so the HTTP client keeps them per thread);
 - the request never reached Twilio (refused, DNS, connect timeout) → retryable; a read
   timeout or a dropped answer → ambiguous.
 """
@@ -16,6 +17,7 @@ Error classes (see channels/base.py):
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,7 +29,12 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from omnicascade.channels.base import Message, PermanentSendError, RetryableSendError, SendResult
-from omnicascade.channels.common import ProviderSettings, fit_into_activity, never_connected
+from omnicascade.channels.common import (
+    ProviderSettings,
+    fit_into_activity,
+    never_connected,
+    retry_after_seconds,
+)
 from omnicascade.channels.ratelimit import limiter
 from omnicascade.config import ConfigError, Settings
 
@@ -55,6 +62,23 @@ class TwilioSettings(ProviderSettings):
     burst: int = 1
 
 
+class HeaderKeepingHttpClient(TwilioHttpClient):
+    """The SDK's HTTP client, remembering the headers of the last answer in each thread."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._local = threading.local()
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        self._local.headers = None
+        response = super().request(*args, **kwargs)
+        self._local.headers = response.headers
+        return response
+
+    def last_headers(self) -> Any:
+        return getattr(self._local, "headers", None)
+
+
 def e164(number: str) -> str:
     """The number in E.164, or PermanentSendError if it cannot be an SMS destination."""
     try:
@@ -79,8 +103,8 @@ class TwilioChannel:
         self.config = config
         user, password = ((config.api_key, config.api_secret) if config.api_key
                           else (config.account_sid, config.auth_token))
-        self.client = Client(user, password, config.account_sid,
-                             http_client=TwilioHttpClient(timeout=config.timeout_s))
+        self.http = HeaderKeepingHttpClient(timeout=config.timeout_s)
+        self.client = Client(user, password, config.account_sid, http_client=self.http)
         if config.api_base_url:
             self.client.api.base_url = config.api_base_url.rstrip("/")
         self.callback = config.status_callback_url or (
@@ -128,16 +152,19 @@ class TwilioChannel:
                 raise  # not an API answer: ambiguous
             raise classify(int(status), getattr(exc, "code", None),
                            getattr(exc, "msg", None) or getattr(exc, "detail", None)
-                           or getattr(exc, "title", None) or str(exc)) from None
+                           or getattr(exc, "title", None) or str(exc),
+                           retry_after_seconds(self.http.last_headers())) from None
         except RequestException as exc:
             if never_connected(exc):
                 raise RetryableSendError(f"Twilio unreachable: {exc}") from None
             raise  # the request may have reached Twilio: ambiguous
 
 
-def classify(status: int, code: int | None, text: str) -> Exception:
+def classify(status: int, code: int | None, text: str,
+             retry_after: float | None = None) -> Exception:
     if code in SUPPRESS_CODES:
         return PermanentSendError(f"{SUPPRESS_CODES[code]} (Twilio {code})", suppress=True)
     if code in PERMANENT_CODES:
         return PermanentSendError(f"{PERMANENT_CODES[code]} (Twilio {code})")
-    return RetryableSendError(f"Twilio {status}" + (f"/{code}" if code else "") + f": {text}")
+    return RetryableSendError(f"Twilio {status}" + (f"/{code}" if code else "") + f": {text}",
+                              retry_after=retry_after)

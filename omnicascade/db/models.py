@@ -118,6 +118,9 @@ class Delivery(Base):
     deferred_until: Mapped[datetime | None] = mapped_column(DateTime)  # quiet hours
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # A provider reported this cascade step failed after accepting it and its cascade has not
+    # been told yet: set with the failure, cleared once signalled (the reconciler retries).
+    failure_signal_due: Mapped[datetime | None] = mapped_column(DateTime, index=True)
 
 
 class DeliveryEvent(Base):
