@@ -121,10 +121,10 @@ class Stack:
                                                   stderr=subprocess.DEVNULL)
         upgrade(self.settings.db_url)
         log = open(self.home / "procs.log", "ab")  # noqa: SIM115
-        names = [f"worker{i}" if i else "worker" for i in range(workers)] + ["api"]
-        for name in names:
-            self.procs[name] = subprocess.Popen([OMNI, name.rstrip("0123456789")], env=self.env,
-                                                stdout=log, stderr=subprocess.STDOUT)
+        commands = {f"worker{i + 1}": "worker" for i in range(workers)} | {"api": "api"}
+        for name, command in commands.items():
+            self.procs[name] = subprocess.Popen([OMNI, command], env=self.env, stdout=log,
+                                                stderr=subprocess.STDOUT)
 
     async def wait_ready(self) -> Client:
         for _ in range(300):
