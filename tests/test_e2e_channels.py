@@ -109,9 +109,17 @@ async def test_bounce_moves_to_sms_at_once_and_stop_silences_later_campaigns(sta
     assert sms["To"] == PHONE and sms["From"] == "+15005550006"
     callback = sms["StatusCallback"]
     assert callback == f"{PUBLIC}/webhooks/twilio?" + urlencode({"delivery": f"{e.id}:1"})
-    progress = await h.query(CustomerCascade.progress)
-    assert [(t.channel, t.status) for t in progress.timeline] == [("email", "sent"),
-                                                                  ("sms", "sent")]
+    timeline: list[tuple[str, str]] = []
+
+    async def sms_recorded() -> bool:  # the activity returns a moment after Twilio answers
+        nonlocal timeline
+        progress = await h.query(CustomerCascade.progress)
+        timeline = [(t.channel, t.status) for t in progress.timeline]
+        return len(timeline) >= 2
+    deadline = time.monotonic() + 30
+    while not await sms_recorded() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert timeline == [("email", "sent"), ("sms", "sent")]
 
     async def twilio_post(url: str, params: dict[str, str]) -> httpx.Response:
         path = url.removeprefix(PUBLIC)
