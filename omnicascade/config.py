@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omnicascade.errors import UserFacingError
@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # their next task; with more customers in flight than this, evicted ones replay.
     worker_max_cached_workflows: int = 10_000
     worker_max_concurrent_activities: int = 64
+    # Workflow tasks run Python under one GIL: more at once only makes each slower, and one
+    # that takes over 2 s trips Temporal's deadlock detector (seen at 100,000 in flight with
+    # the SDK's default of 100, each competing with the activities' threads).
+    worker_max_concurrent_workflow_tasks: int = Field(default=8, ge=2)
     # Re-import the workflow module for every cascade so the Temporal sandbox also catches
     # non-deterministic calls through module-level imports (datetime.now, random). For
     # developing workflow code (the test suite runs this way); costs ≈ 20% worker CPU.

@@ -45,6 +45,7 @@ def build_worker(client: Client, settings: Settings,
                   workflow_runner=STRICT_RUNNER if settings.worker_strict_sandbox
                   else FAST_RUNNER,
                   max_concurrent_activities=settings.worker_max_concurrent_activities,
+                  max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
                   max_cached_workflows=settings.worker_max_cached_workflows)
 
 

@@ -26,4 +26,5 @@ def test_bench_runs_and_reports_every_figure():
     assert set(figures) >= KEYS
     assert figures["customers"] == 20
     assert figures["sends_after_conversion"] == 0 and figures["duplicate_deliveries"] == 0
+    assert figures["errors_logged"] == 0
     assert figures["worker_rss_mb"] > 0 and figures["api_rss_mb"] > 0
