@@ -24,11 +24,8 @@ async def signal_step_failed(client: Client, delivery_id: str, timeout_s: float 
     try:
         await asyncio.wait_for(handle.signal("step_failed", step_key), timeout_s)
         return "signalled"
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
+    except (TimeoutError, RPCError, OSError) as exc:
+        if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
             return "closed"
-        log.info("step_failed for %s not delivered (%s)", delivery_id, exc)
-        return "later"
-    except (TimeoutError, OSError) as exc:
         log.info("step_failed for %s not delivered (%s)", delivery_id, exc)
         return "later"
