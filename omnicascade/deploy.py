@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 
 import uvicorn
@@ -13,6 +14,8 @@ from omnicascade.worker import run_worker
 
 
 async def run_worker_process(settings: Settings) -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     client = await connect(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

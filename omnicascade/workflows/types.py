@@ -1,7 +1,5 @@
 """Workflow and activity inputs/outputs: plain dataclasses, durations as data (seconds)."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 
 
