@@ -3,9 +3,8 @@
 A full (generation 2) collection stops every thread of the process while it walks every
 tracked object; with tens of thousands of cascades cached that is a large heap, and a pause
 near Temporal's 2 s deadlock limit makes the SDK fail a workflow task that was merely
-waiting. Logging each long pause (a WARNING with its length)
-lets an operator tie such failures to the heap and lower
-OMNICASCADE_WORKER_MAX_CACHED_WORKFLOWS.
+waiting. Logging each long pause (a WARNING with its length) lets an operator tie such
+failures to the heap and lower OMNICASCADE_WORKER_MAX_CACHED_WORKFLOWS.
 """
 
 from __future__ import annotations
@@ -17,17 +16,18 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-_started: list[float] = []
+_started: float | None = None  # when the running full collection began
 _threshold_s = 0.5
 
 
 def _on_gc(phase: str, info: dict[str, Any]) -> None:
+    global _started
     if info.get("generation") != 2:
         return
     if phase == "start":
-        _started[:] = [time.perf_counter()]
-    elif _started:
-        paused = time.perf_counter() - _started.pop()
+        _started = time.perf_counter()
+    elif _started is not None:
+        paused, _started = time.perf_counter() - _started, None
         if paused >= _threshold_s:
             log.warning("a full garbage collection paused the worker for %.2f s "
                         "(%d objects freed)", paused, info.get("collected", 0))
