@@ -64,8 +64,11 @@ class Settings(BaseSettings):
     signal_timeout_s: float = 5.0
     start_concurrency: int = 64
     # Worker sizing. Workflows kept in the worker's sticky cache skip a history replay on
-    # their next task; with more customers in flight than this, evicted ones replay.
-    worker_max_cached_workflows: int = 10_000
+    # their next task; with more customers in flight than this, evicted ones replay. The
+    # cache is most of the worker's heap, and a full garbage collection walks all of it:
+    # 10,000 cached gave pauses of up to 3.3 s with both cores busy, past Temporal's 2 s
+    # deadlock limit (see gc_watch). 3,000 keeps them near a second in the worst case.
+    worker_max_cached_workflows: int = 3_000
     worker_max_concurrent_activities: int = 64
     # Workflow tasks run Python under one GIL: with the SDK's default of 100 at once, each
     # got so little of it at 100,000 in flight that some took over 2 s and tripped

@@ -20,7 +20,7 @@ from omnicascade.db.session import read_scope
 from omnicascade.enroll import start_cascades
 from omnicascade.events import process_event, stale_work
 from omnicascade.feedback import signal_failed_steps, unsignalled_failures
-from omnicascade.gc_watch import watch_gc_pauses
+from omnicascade.gc_watch import freeze_startup_heap, watch_gc_pauses
 from omnicascade.workflows.cascade import CustomerCascade
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,8 @@ async def reconcile_forever(client: Client, settings: Settings, every_s: float =
 async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
     worker = build_worker(client, settings)
     watch_gc_pauses()
+    log.info("worker: %d startup objects kept out of garbage collections",
+             freeze_startup_heap())
     reconciler = asyncio.create_task(reconcile_forever(client, settings))
     async with worker:
         await stop.wait()

@@ -3,7 +3,7 @@
 import gc
 import logging
 
-from omnicascade.gc_watch import _on_gc, watch_gc_pauses
+from omnicascade.gc_watch import _on_gc, freeze_startup_heap, watch_gc_pauses
 
 
 def test_a_full_collection_longer_than_the_threshold_is_reported(caplog):
@@ -29,3 +29,20 @@ def test_a_short_full_collection_is_not_reported(caplog):
         assert not caplog.records
     finally:
         gc.callbacks.remove(_on_gc)
+
+
+
+def _in_collected_generations(obj: object) -> bool:
+    return any(o is obj for gen in range(3) for o in gc.get_objects(generation=gen))
+
+
+def test_startup_objects_are_frozen_out_of_later_collections():
+    before = ["alive at startup"]
+    try:
+        assert freeze_startup_heap() > 0
+        after = ["created once work began"]
+        assert not _in_collected_generations(before)  # skipped by every later collection
+        assert _in_collected_generations(after)  # still collected normally
+    finally:
+        gc.unfreeze()
+    assert _in_collected_generations(before)
