@@ -64,6 +64,7 @@ def reading(s: Settings | None = None):  # noqa: ANN201
 def server(host: str | None = typer.Option(None, help="API host (default 127.0.0.1)."),
            port: int | None = typer.Option(None, help="API port (default 8787).")) -> None:
     """Run everything on this machine: Temporal dev server + worker + HTTP API."""
+    from omnicascade.deploy import configure_logging
     from omnicascade.server import serve
 
     def announce(stack) -> None:  # noqa: ANN001
@@ -76,6 +77,7 @@ def server(host: str | None = typer.Option(None, help="API host (default 127.0.0
                               f"  webhook secret "
                               f"{'from environment' if s.webhook_secret else s.secret_file}\n"
                               f"Press Ctrl-C to stop.")
+    configure_logging()
     asyncio.run(serve(settings(), host=host, port=port, announce=announce))
     display.console.print("stopped.")
 
@@ -90,16 +92,18 @@ def demo(keep: bool = typer.Option(False, help="Keep the demo's state directory.
 @app.command()
 def worker() -> None:
     """Run a worker (scaled deployment: any number, against OMNICASCADE_TEMPORAL_ADDRESS)."""
-    from omnicascade.deploy import run_worker_process
+    from omnicascade.deploy import configure_logging, run_worker_process
     db_url()
+    configure_logging()
     asyncio.run(run_worker_process(settings()))
 
 
 @app.command()
 def api(host: str | None = typer.Option(None), port: int | None = typer.Option(None)) -> None:
     """Run the HTTP API alone (scaled deployment)."""
-    from omnicascade.deploy import run_api_process
+    from omnicascade.deploy import configure_logging, run_api_process
     db_url()
+    configure_logging()
     run_api_process(settings(), host=host, port=port)
 
 

@@ -12,10 +12,22 @@ from omnicascade.config import Settings
 from omnicascade.temporal_client import connect
 from omnicascade.worker import run_worker
 
+QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "twilio.http_client", "telegram")
 
-async def run_worker_process(settings: Settings) -> None:
+
+def configure_logging() -> None:
+    """Every long-running process (server, worker, api) logs INFO and up to stderr with a
+    timestamp: the reconciler's progress and the worker's garbage-collection warnings are
+    otherwise dropped (no handler) or printed bare. The HTTP client libraries stay at
+    WARNING: httpx logs every request's URL at INFO, and Telegram's URLs carry the bot
+    token."""
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in QUIET_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def run_worker_process(settings: Settings) -> None:
     client = await connect(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
