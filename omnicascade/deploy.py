@@ -12,7 +12,8 @@ from omnicascade.config import Settings
 from omnicascade.temporal_client import connect
 from omnicascade.worker import run_worker
 
-QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "twilio.http_client", "telegram")
+QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "twilio.http_client", "telegram",
+                 "alembic")  # migration chatter on every start; `db upgrade` reports itself
 
 
 def configure_logging() -> None:

@@ -80,7 +80,7 @@ async def reconcile_forever(client: Client, settings: Settings, every_s: float =
 async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
     worker = build_worker(client, settings)
     watch_gc_pauses()
-    log.info("worker: %d startup objects kept out of garbage collections",
+    log.debug("worker: %d startup objects kept out of garbage collections",
              freeze_startup_heap())
     reconciler = asyncio.create_task(reconcile_forever(client, settings))
     async with worker:
