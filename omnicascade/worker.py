@@ -81,7 +81,7 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
     worker = build_worker(client, settings)
     watch_gc_pauses()
     log.debug("worker: %d startup objects kept out of garbage collections",
-             freeze_startup_heap())
+              freeze_startup_heap())
     reconciler = asyncio.create_task(reconcile_forever(client, settings))
     async with worker:
         await stop.wait()
