@@ -31,7 +31,6 @@ def test_a_short_full_collection_is_not_reported(caplog):
         gc.callbacks.remove(_on_gc)
 
 
-
 def _in_collected_generations(obj: object) -> bool:
     return any(o is obj for gen in range(3) for o in gc.get_objects(generation=gen))
 
