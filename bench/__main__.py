@@ -34,15 +34,15 @@ from temporalio.worker import Worker
 
 from bench.bare import BareCascade, BareNoop, bare_noop
 from omnicascade.api.signature import HEADER, sign
+from omnicascade.campaign.load import load_campaign
+from omnicascade.cascade.launch import launch
 from omnicascade.config import Settings
-from omnicascade.customers import CustomerIn, upsert_customers
+from omnicascade.customers.model import CustomerIn, upsert_customers
 from omnicascade.db.migrate import upgrade
 from omnicascade.db.models import Delivery, Enrollment, OutboxMessage
 from omnicascade.db.session import read_scope, session_scope
-from omnicascade.launch import launch
-from omnicascade.reports.views import sends_after_conversion
-from omnicascade.server import dev_server_args, free_port
-from omnicascade.spec import load_campaign
+from omnicascade.reports.runs import sends_after_conversion
+from omnicascade.runtime.server import dev_server_args, free_port
 
 OMNI = str(Path(sysconfig.get_path("scripts")) / "omnicascade")
 TEMPLATES = {"b.subject.j2": "Hi {{ customer.first_name }}", "b.txt.j2": "Code {{ promo.code }}",

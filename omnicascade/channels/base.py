@@ -54,11 +54,14 @@ class PermanentSendError(Exception):
     every campaign (bounced, STOPped, blocked bot); `forget` asks to remove a dead address
     from the customer altogether (an unregistered push token)."""
 
-    def __init__(self, reason: str, suppress: bool = False, forget: bool = False):
+    def __init__(self, reason: str, suppress: bool = False, forget: bool = False,
+                 suppress_reason: str | None = None):
         super().__init__(reason)
         self.reason = reason
         self.suppress = suppress
         self.forget = forget
+        # the suppression's reason (what a later opt-in may lift); default: `reason`
+        self.suppress_reason = suppress_reason
 
 
 @runtime_checkable

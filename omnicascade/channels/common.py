@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic_settings import BaseSettings
 
-from omnicascade.config import PLACEHOLDER_SECRETS, ConfigError
+from omnicascade.config import looks_like_placeholder
+from omnicascade.errors import ConfigError
 
 # Exception class names (anywhere in an error's cause chain) proving that no byte of the
 # request reached the provider: DNS failure, connection refused, connect/pool timeout.
@@ -86,9 +87,7 @@ class ProviderSettings(BaseSettings):
             return
         for name in names:
             value = getattr(self, name)
-            if value is not None and (str(value).strip().lower() in PLACEHOLDER_SECRETS
-                                      or len(str(value).strip()) < 8
-                                      or "changeme" in str(value).lower()):
+            if value is not None and looks_like_placeholder(str(value)):
                 raise ConfigError(f"{self._env(name)} looks like a placeholder; set the real "
                                   f"secret when OMNICASCADE_ENV=production")
 

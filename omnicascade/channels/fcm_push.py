@@ -38,7 +38,8 @@ from omnicascade.channels.common import (
     retry_after_seconds,
 )
 from omnicascade.channels.ratelimit import limiter
-from omnicascade.config import ConfigError, Settings
+from omnicascade.config import Settings
+from omnicascade.errors import ConfigError
 
 DELIVERY_KEY = "omnicascade_delivery_id"
 _URL = re.compile(r"(?:https?|[a-z][a-z0-9+.-]*)://\S+", re.IGNORECASE)

@@ -5,14 +5,17 @@ is selected, and a misconfigured provider stops the worker at start with a clear
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omnicascade.channels.base import Channel
+from omnicascade.channels.feedback import WebhookProvider
 from omnicascade.channels.outbox import OutboxChannel
-from omnicascade.config import ConfigError, Settings
-from omnicascade.spec import CHANNELS
+from omnicascade.config import Settings
+from omnicascade.errors import ConfigError
+from omnicascade.vocabulary import CHANNELS
 
 # channel → provider name → "module:Class" (the class has `from_env(settings)`)
 PROVIDERS: dict[str, dict[str, str]] = {
@@ -21,6 +24,22 @@ PROVIDERS: dict[str, dict[str, str]] = {
     "telegram": {"telegram": "omnicascade.channels.telegram_bot:TelegramChannel"},
     "push": {"fcm": "omnicascade.channels.fcm_push:FcmChannel"},
 }
+
+
+# provider webhook (the URL segment under /webhooks/) → ("module:Class", OpenAPI summary)
+WEBHOOKS: dict[str, tuple[str, str]] = {
+    "sendgrid": ("omnicascade.channels.sendgrid_email:SendGridWebhook",
+                 "SendGrid Event Webhook (signed)"),
+    "twilio": ("omnicascade.channels.twilio_webhook:TwilioWebhook",
+               "Twilio status callbacks and incoming SMS (signed)"),
+    "telegram": ("omnicascade.channels.telegram_link:TelegramWebhook",
+                 "Telegram bot updates (secret token)"),
+}
+
+
+def _load(target: str) -> Any:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 class ProviderChoice(BaseSettings):
@@ -44,12 +63,20 @@ def build_channel(channel: str, provider: str, settings: Settings) -> Channel:
         choices = ", ".join(["outbox", *PROVIDERS[channel]])
         raise ConfigError(f"OMNICASCADE_{channel.upper()}_PROVIDER={provider!r} is not a "
                           f"provider for {channel}; use one of: {choices}")
-    module, _, name = target.partition(":")
     try:
-        return getattr(importlib.import_module(module), name).from_env(settings)
+        channel_: Channel = _load(target).from_env(settings)
     except ValidationError as exc:  # e.g. OMNICASCADE_TWILIO_RATE=fast
         raise ConfigError(f"{channel} provider {provider!r}: {exc}") from None
+    return channel_
 
 
 def build_channels(settings: Settings) -> dict[str, Channel]:
     return {name: build_channel(name, provider_for(name), settings) for name in CHANNELS}
+
+
+def build_webhook(name: str, settings: Settings) -> WebhookProvider:
+    try:
+        provider: WebhookProvider = _load(WEBHOOKS[name][0]).from_env(settings)
+    except ValidationError as exc:
+        raise ConfigError(f"{name} webhook: {exc}") from None
+    return provider

@@ -1,7 +1,8 @@
 """Email through SendGrid's v3 Mail Send API (the official `sendgrid` SDK).
 
 Every message carries the opaque delivery id in `custom_args` (SendGrid echoes it in each
-Event Webhook event, see api/webhooks.py) and RFC 8058 one-click unsubscribe headers.
+Event Webhook event, parsed by `SendGridWebhook` below) and RFC 8058 one-click unsubscribe
+headers.
 
 Error classes (see channels/base.py):
 - 202 → sent, message id from X-Message-Id;
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import urllib.error
 from typing import Any
@@ -24,14 +26,27 @@ from typing import Any
 from pydantic_settings import SettingsConfigDict
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
+from sendgrid.helpers.eventwebhook import EventWebhook
+from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 from sendgrid.helpers.mail import Category, CustomArg, From, Header, Mail, ReplyTo, To
 
 from omnicascade.channels.base import Message, PermanentSendError, RetryableSendError, SendResult
 from omnicascade.channels.common import ProviderSettings, fit_into_activity, retry_after_seconds
+from omnicascade.channels.feedback import (
+    NOT_CONFIGURED,
+    Feedback,
+    FeedbackOutcome,
+    WebhookRefused,
+    WebhookReply,
+    WebhookRequest,
+    content_id,
+    from_unix,
+)
 from omnicascade.channels.ratelimit import limiter
 from omnicascade.config import Settings
 
 DELIVERY_ARG = "omnicascade_delivery_id"  # custom_args key; the value is opaque, never PII
+_BOUNCE_DROP = re.compile(r"bounce|unsubscrib|spam|invalid", re.IGNORECASE)
 
 
 class SendGridSettings(ProviderSettings):
@@ -123,3 +138,72 @@ def classify(exc: HTTPError) -> Exception:
     if status == 400 and any(".to." in f"{e.get('field', '')}." for e in errors):
         return PermanentSendError(f"invalid address: {text}")
     return RetryableSendError(f"SendGrid {status}: {text}")
+
+
+# ---- the Event Webhook ---------------------------------------------------------------------
+
+def event_item(ev: dict[str, Any]) -> Feedback:
+    """One Event Webhook event → Feedback: bounces and drops fail the step (and suppress a
+    dead address), spam reports and unsubscribes suppress the address everywhere."""
+    name = str(ev.get("event") or "unknown")[:32]
+    address = ev.get("email") if isinstance(ev.get("email"), str) else None
+    sg_id = ev.get("sg_event_id")
+    item = Feedback("sendgrid", name, f"sendgrid:{sg_id}"[:255] if sg_id else
+                    content_id("sendgrid", ev),
+                    delivery_id=str(ev[DELIVERY_ARG])[:160] if ev.get(DELIVERY_ARG) else None,
+                    occurred_at=from_unix(ev.get("timestamp")), data=ev)
+    reason = str(ev.get("reason") or ev.get("response") or "")[:200]
+    if name == "bounce" and ev.get("type") == "blocked":  # refused for now, not a dead address
+        item.fail = f"blocked: {reason}".strip(": ")
+    elif name == "bounce":
+        item.suppress, item.fail = ("email", address, "bounced"), f"bounced: {reason}".strip(": ")
+    elif name == "dropped":
+        item.fail = f"dropped: {reason}".strip(": ")
+        if _BOUNCE_DROP.search(reason):  # SendGrid's own suppression list: mirror it
+            item.suppress = ("email", address, f"dropped: {reason}")
+    elif name == "spamreport":
+        item.suppress = ("email", address, "spamreport")
+    elif name in ("unsubscribe", "group_unsubscribe"):
+        item.suppress = ("email", address, "unsubscribed")
+    return item
+
+
+class SendGridWebhook:
+    """Signed Event Webhook: ECDSA P-256 over timestamp + raw body."""
+    name = "sendgrid"
+
+    def __init__(self, config: SendGridSettings):
+        self.config = config
+
+    @classmethod
+    def from_env(cls, settings: Settings) -> SendGridWebhook:
+        return cls(SendGridSettings())
+
+    def parse(self, request: WebhookRequest) -> list[Feedback]:
+        signature = request.header(EventWebhookHeader.SIGNATURE)
+        timestamp = request.header(EventWebhookHeader.TIMESTAMP)
+        if not signature or not timestamp:
+            raise WebhookRefused(401, f"missing {EventWebhookHeader.SIGNATURE} / "
+                                      f"{EventWebhookHeader.TIMESTAMP} headers")
+        if not self.config.webhook_public_key:
+            raise WebhookRefused(403, f"cannot verify: {NOT_CONFIGURED} "
+                                      f"OMNICASCADE_SENDGRID_WEBHOOK_PUBLIC_KEY")
+        try:
+            valid = EventWebhook(self.config.webhook_public_key).verify_signature(
+                request.body.decode(), signature, timestamp)
+        except Exception:  # malformed signature, key or body: not verified
+            valid = False
+        if not valid:
+            raise WebhookRefused(403, "SendGrid signature does not match")
+        try:
+            events = json.loads(request.body)
+        except ValueError:
+            raise WebhookRefused(400, "body is not JSON") from None
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            raise WebhookRefused(400, "expected a JSON array of event objects")
+        return [event_item(e) for e in events]
+
+    def reply(self, items: list[Feedback], outcome: FeedbackOutcome) -> WebhookReply:
+        return WebhookReply({"recorded": outcome.recorded, "duplicates": outcome.duplicates,
+                             "steps_failed": len(outcome.failed_steps),
+                             "signalled": outcome.signalled})

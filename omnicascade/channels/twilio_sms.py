@@ -36,11 +36,19 @@ from omnicascade.channels.common import (
     retry_after_seconds,
 )
 from omnicascade.channels.ratelimit import limiter
-from omnicascade.config import ConfigError, Settings
+from omnicascade.config import Settings
+from omnicascade.errors import ConfigError
 
-# https://www.twilio.com/docs/api/errors
-SUPPRESS_CODES = {21211: "invalid number", 21610: "recipient opted out (STOP)",
-                  21614: "not a mobile number"}
+# https://www.twilio.com/docs/api/errors — the one list of codes (send answers and status
+# callbacks alike) meaning this number can never get our SMS: code → (suppression reason,
+# what it means). "stop" is the reason an inbound START lifts.
+DEAD_NUMBER = {21211: ("invalid number", "invalid number"),
+               21610: ("stop", "recipient opted out (STOP)"),
+               21614: ("not a mobile number", "not a mobile number"),
+               30004: ("blocked", "message blocked"),
+               30005: ("invalid number", "unknown destination handset"),
+               30006: ("not a mobile number", "landline or unreachable carrier")}
+# Not sendable from this sender, but the number itself may be fine.
 PERMANENT_CODES = {21408: "sending to this region is not enabled",
                    21612: "number not reachable from this sender"}
 
@@ -162,8 +170,10 @@ class TwilioChannel:
 
 def classify(status: int, code: int | None, text: str,
              retry_after: float | None = None) -> Exception:
-    if code in SUPPRESS_CODES:
-        return PermanentSendError(f"{SUPPRESS_CODES[code]} (Twilio {code})", suppress=True)
+    if code in DEAD_NUMBER:
+        why, meaning = DEAD_NUMBER[code]
+        return PermanentSendError(f"{meaning} (Twilio {code})", suppress=True,
+                                  suppress_reason=why)
     if code in PERMANENT_CODES:
         return PermanentSendError(f"{PERMANENT_CODES[code]} (Twilio {code})")
     return RetryableSendError(f"Twilio {status}" + (f"/{code}" if code else "") + f": {text}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from omnicascade.config import ConfigError
+from omnicascade.errors import ConfigError
 
 HEAD = "0003"  # the newest migration; a test keeps this in step with alembic
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,7 +34,7 @@ def get_engine(url: str, readonly: bool = False) -> Engine:
                                pool_size=20, max_overflow=20)
 
         @event.listens_for(engine, "connect")
-        def _pragmas(conn, _record):  # noqa: ANN001
+        def _pragmas(conn: Any, _record: Any) -> None:
             cur = conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -44,7 +45,7 @@ def get_engine(url: str, readonly: bool = False) -> Engine:
         # transaction that later writes can fail with SQLITE_BUSY_SNAPSHOT, which no busy
         # timeout retries. IMMEDIATE makes concurrent writers queue politely instead.
         @event.listens_for(engine, "begin")
-        def _begin(conn):  # noqa: ANN001
+        def _begin(conn: Any) -> None:
             # Readers (reports, listings) take no write lock and never block a send.
             conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
         return engine

@@ -12,6 +12,7 @@ from typing import Any
 
 from omnicascade.reports.data import Member, Send
 from omnicascade.reports.stats import percentiles
+from omnicascade.vocabulary import HOLDOUT, Phase
 
 HOUR = 3600.0
 
@@ -22,7 +23,7 @@ def credited_send(m: Member) -> Send | None:
         return None
     best: Send | None = None
     for s in m.sends:
-        if s.phase == "cascade" and s.went_out and s.at <= m.converted_at \
+        if s.phase == Phase.CASCADE and s.went_out and s.at <= m.converted_at \
                 and (best is None or s.at >= best.at):
             best = s
     return best
@@ -30,7 +31,7 @@ def credited_send(m: Member) -> Send | None:
 
 def no_prior_message_reason(m: Member) -> str:
     if m.holdout:
-        return "holdout"
+        return HOLDOUT
     return "before_first_message"
 
 
@@ -54,7 +55,7 @@ def attribution(members: list[Member]) -> dict[str, Any]:
     waits_step: dict[tuple[int, str], list[float]] = defaultdict(list)
     since_message: list[float] = []
     since_enrollment: list[float] = []
-    none: dict[str, dict[str, Any]] = {"holdout": {"conversions": 0, "revenue": 0.0},
+    none: dict[str, dict[str, Any]] = {HOLDOUT: {"conversions": 0, "revenue": 0.0},
                                        "before_first_message": {"conversions": 0,
                                                                 "revenue": 0.0}}
     for m in members:

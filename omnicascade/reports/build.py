@@ -4,19 +4,23 @@ The terminal tables, the HTML page and the CSV export all render from it."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from omnicascade.config import Settings
-from omnicascade.db.models import Enrollment, Run, utcnow
+from omnicascade.db.models import Run, utcnow
+from omnicascade.errors import NotFound
 from omnicascade.reports.attribution import attribution, hours_since_enrollment
-from omnicascade.reports.data import HOLDOUT, Member, RunData, load_run, planned_steps
+from omnicascade.reports.data import Member, RunData, load_run, planned_steps
 from omnicascade.reports.experiment import ab_tests, holdout_lift
-from omnicascade.reports.funnel import LIVE, funnel, money
+from omnicascade.reports.export import write_csv
+from omnicascade.reports.format import iso
+from omnicascade.reports.funnel import funnel, money
+from omnicascade.reports.runs import status_of
 from omnicascade.reports.stats import ALPHA, percentiles, rate_ci
-from omnicascade.reports.views import NotFound, _iso, run_status
+from omnicascade.vocabulary import HOLDOUT, LIVE_ENROLLMENT, Phase
 
 CURVE_POINTS = 120  # enough for a smooth line, small enough for JSON
 
@@ -28,15 +32,6 @@ def load(run_id: str, *, session: Session, settings: Settings) -> RunData:
     return load_run(run, session=session, settings=settings)
 
 
-def status_of(run_id: str, *, session: Session) -> str:
-    run = session.get(Run, run_id)
-    assert run is not None
-    counts = dict(session.execute(select(Enrollment.status, func.count())
-                                  .where(Enrollment.run_id == run_id)
-                                  .group_by(Enrollment.status)).all())
-    return run_status(run, counts)
-
-
 def variant_summary(members: list[Member], alpha: float = ALPHA,
                     holdout: bool = False) -> dict[str, Any]:
     converted = [m for m in members if m.converted]
@@ -45,7 +40,7 @@ def variant_summary(members: list[Member], alpha: float = ALPHA,
     hours = [max(h, 0.0) for m in converted if (h := hours_since_enrollment(m)) is not None]
     sent = sum(s.went_out for m in members for s in m.sends)
     out = {**rate_ci(len(converted), len(members), alpha),
-           "active": sum(m.status in LIVE for m in members), "messages_sent": sent,
+           "active": sum(m.status in LIVE_ENROLLMENT for m in members), "messages_sent": sent,
            **money(cost, len(converted), revenue),
            "hours_to_convert": percentiles(hours), "holdout": holdout}
     if not sent:  # nothing was spent on them: "cost per conversion" would read as free
@@ -119,17 +114,17 @@ def compose(data: RunData, status: str, alpha: float = ALPHA) -> dict[str, Any]:
     conv = rate_ci(sum(m.converted for m in data.members), len(data.members), alpha)
     return {
         "run_id": data.run_id, "campaign": data.campaign, "description": data.description,
-        "status": status, "created_at": _iso(data.created_at),
-        "generated_at": _iso(utcnow()),
+        "status": status, "created_at": iso(data.created_at),
+        "generated_at": iso(utcnow()),
         "currency": next(iter(currencies)) if len(currencies) == 1 else None,
         "enrolled": len(data.members), "converted": conv["converted"],
         "excluded": data.excluded,
-        "active": sum(m.status in LIVE for m in data.members),
+        "active": sum(m.status in LIVE_ENROLLMENT for m in data.members),
         "conversion_rate": conv,
         "variants": {n: variant_summary(groups[n], alpha, holdout=n == HOLDOUT)
                      for n in names},
         # the `runs show --json` keys, same meaning, so a report is a superset of it
-        "steps": [r for r in overall if r["phase"] == "cascade"],
+        "steps": [r for r in overall if r["phase"] == Phase.CASCADE],
         "after_conversion": [r for r in overall if r["phase"] == "follow_up"],
         "funnel": {"all": overall, "by_variant": by_variant},
         "attribution": {**attribution(data.members),
@@ -140,3 +135,9 @@ def compose(data: RunData, status: str, alpha: float = ALPHA) -> dict[str, Any]:
         "conversion_curve": {n: conversion_curve(groups[n]) for n in names},
         "notes": notes,
     }
+
+
+def export(run_id: str, folder: Path, *, session: Session, settings: Settings) -> list[Path]:
+    """`report RUN_ID --csv DIR`: the report's customers, funnel and variants as CSV."""
+    data = load(run_id, session=session, settings=settings)
+    return write_csv(compose(data, status_of(run_id, session=session)), data, folder)

@@ -7,6 +7,8 @@ import math
 from html import escape
 from typing import Any
 
+from omnicascade.vocabulary import HOLDOUT, Phase
+
 PALETTE = ["#2563eb", "#f59e0b", "#10b981", "#8b5cf6", "#ef4444", "#0891b2"]
 HOLDOUT_COLOR = "#6b7280"
 INK, MUTED, GRID = "#111827", "#6b7280", "#e5e7eb"
@@ -15,7 +17,7 @@ INK, MUTED, GRID = "#111827", "#6b7280", "#e5e7eb"
 def colors(names: list[str]) -> dict[str, str]:
     out, i = {}, 0
     for n in names:
-        if n == "holdout":
+        if n == HOLDOUT:
             out[n] = HOLDOUT_COLOR
         else:
             out[n] = PALETTE[i % len(PALETTE)]
@@ -49,14 +51,14 @@ def _pct(value: float | None) -> str:
 def funnel_chart(report: dict[str, Any]) -> str:
     """Per variant: enrolled, then each cascade step (sent, with delivered and opened
     nested inside where the provider reports them), then converted."""
-    names = [n for n in report["variants"] if n != "holdout"]
+    names = [n for n in report["variants"] if n != HOLDOUT]
     col = colors(list(report["variants"]))
     width, label_w, row_h = 1000, 150, 26
     bar_w = width - label_w - 340
     parts, y = [], 10
     for name in names:
         v = report["variants"][name]
-        rows = [r for r in report["funnel"]["by_variant"][name] if r["phase"] == "cascade"]
+        rows = [r for r in report["funnel"]["by_variant"][name] if r["phase"] == Phase.CASCADE]
         top = max(v["enrolled"], 1)
         parts.append(_text(0, y + 14, f"{name}", 14, weight="bold", fill=col[name]))
         y += 24
@@ -132,7 +134,7 @@ def curve_chart(report: dict[str, Any]) -> str:
             prev_y = y
         last_x = left + pw * max(pts[-1][0] / 24 / max_days, 0)
         path.append(f"{max(last_x, left + pw):.1f},{prev_y:.1f}")
-        dash = ' stroke-dasharray="6 4"' if name == "holdout" else ""
+        dash = ' stroke-dasharray="6 4"' if name == HOLDOUT else ""
         parts.append(f'<polyline class="series" data-variant="{escape(name)}" fill="none" '
                      f'stroke="{col[name]}" stroke-width="2.5"{dash} '
                      f'points="{" ".join(path)}"/>')
@@ -151,7 +153,7 @@ def attribution_chart(report: dict[str, Any]) -> str:
     cur = report.get("currency") or ""
     rows = [(ch, r["conversions"], r["revenue"], "#2563eb")
             for ch, r in sorted(a["by_channel"].items(), key=lambda kv: -kv[1]["conversions"])]
-    labels = {"holdout": "holdout (no messages)", "before_first_message": "before any message"}
+    labels = {HOLDOUT: "holdout (no messages)", "before_first_message": "before any message"}
     rows += [(labels[k], r["conversions"], r["revenue"], HOLDOUT_COLOR)
              for k, r in a["no_prior_message"].items() if r["conversions"]]
     width, label_w, row_h = 1000, 190, 30

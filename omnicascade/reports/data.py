@@ -5,7 +5,7 @@ that converted each of them. The report modules compute from these and never que
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,10 +15,9 @@ from sqlalchemy.orm import Session
 
 from omnicascade.config import Settings
 from omnicascade.db.models import ConversionEvent, Delivery, DeliveryEvent, Enrollment, Run
+from omnicascade.db.query import chunks
+from omnicascade.vocabulary import DEFAULT_VARIANT, HOLDOUT, WENT_OUT, EnrollmentStatus
 
-HOLDOUT = "holdout"
-SENT = ("sent", "unknown")        # handed to the provider (unknown: maybe; never resent)
-FAILED = ("failed", "retrying")
 # Provider feedback, normalised: a click proves an open, an open proves a delivery.
 DELIVERED = {"delivered", "delivery", "open", "opened", "read", "click", "clicked"}
 OPENED = {"open", "opened", "read", "click", "clicked"}
@@ -40,7 +39,7 @@ class Send:
 
     @property
     def went_out(self) -> bool:
-        return self.status in SENT
+        return self.status in WENT_OUT
 
 
 @dataclass
@@ -105,20 +104,16 @@ class RunData:
         return [m for m in self.members if m.variant == variant]
 
 
-def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _send_cost(d: Delivery | Any, settings: Settings) -> float:
-    if d.status not in SENT:
+def _send_cost(d: Delivery | Any, settings: Settings | None) -> float:
+    if d.status not in WENT_OUT:
         return 0.0
     if d.cost is not None:
         return float(d.cost)  # priced at send time (unit cost × segments)
-    return settings.unit_cost(d.channel) * (d.segments or 1)
+    unit = settings.unit_cost(d.channel) if settings else 0.0  # rows older than pricing
+    return unit * (d.segments or 1)
 
 
-def load_run(run: Run, *, session: Session, settings: Settings) -> RunData:
+def load_run(run: Run, *, session: Session, settings: Settings | None) -> RunData:
     enrollments = list(session.execute(
         select(Enrollment.id, Enrollment.customer_id, Enrollment.variant, Enrollment.status,
                Enrollment.exit_reason, Enrollment.enrolled_at, Enrollment.converted_at,
@@ -126,7 +121,7 @@ def load_run(run: Run, *, session: Session, settings: Settings) -> RunData:
         .order_by(Enrollment.enrolled_at, Enrollment.id)))
     conv_ids = sorted({e.conversion_event_id for e in enrollments if e.conversion_event_id})
     conversions: dict[str, Conversion] = {}
-    for chunk in _chunks(conv_ids):
+    for chunk in chunks(conv_ids):
         for c in session.execute(select(ConversionEvent.event_id, ConversionEvent.type,
                                         ConversionEvent.occurred_at, ConversionEvent.amount,
                                         ConversionEvent.currency)
@@ -144,7 +139,7 @@ def load_run(run: Run, *, session: Session, settings: Settings) -> RunData:
                  d.sent_at or d.created_at, _send_cost(d, settings))
         sends[d.enrollment_id].append(s)
         by_id[s.delivery_id] = s
-    for chunk in _chunks(list(by_id)):
+    for chunk in chunks(list(by_id)):
         for delivery_id, event in session.execute(
                 select(DeliveryEvent.delivery_id, DeliveryEvent.event)
                 .where(DeliveryEvent.delivery_id.in_(chunk))):
@@ -152,11 +147,11 @@ def load_run(run: Run, *, session: Session, settings: Settings) -> RunData:
                 by_id[delivery_id].feedback.add(str(event).lower())
     members, excluded = [], 0
     for e in enrollments:
-        if e.status == "excluded":
+        if e.status == EnrollmentStatus.EXCLUDED:
             excluded += 1
             continue
         conv = conversions.get(e.conversion_event_id) if e.converted_at else None
-        members.append(Member(e.id, e.customer_id, e.variant or "default", e.status,
+        members.append(Member(e.id, e.customer_id, e.variant or DEFAULT_VARIANT, e.status,
                               e.exit_reason, e.enrolled_at, e.converted_at, conv,
                               sends.get(e.id, [])))
     return RunData(run.id, run.campaign, run.description or "", run.status, run.created_at,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from omnicascade.reports.data import HOLDOUT, Member
+from omnicascade.reports.data import Member
 from omnicascade.reports.stats import ALPHA, POWER, compare, holm, rate_ci, relative_lift, verdict
+from omnicascade.vocabulary import DEFAULT_VARIANT, HOLDOUT
 
 
 def _counts(members: list[Member]) -> tuple[int, int]:
@@ -14,7 +15,7 @@ def _counts(members: list[Member]) -> tuple[int, int]:
 
 def pick_baseline(names: list[str]) -> str:
     """`control` (or `default`) if there is one, else the first variant as written."""
-    for preferred in ("control", "default"):
+    for preferred in ("control", DEFAULT_VARIANT):
         if preferred in names:
             return preferred
     return names[0]

@@ -11,9 +11,6 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from omnicascade.config import Settings
 from omnicascade.reports.attribution import (
     credited_send,
     hours_since_enrollment,
@@ -96,9 +93,3 @@ def write_csv(report: dict[str, Any], data: RunData, folder: Path) -> list[Path]
                         "median_hours_to_convert": _num(v["hours_to_convert"]["median"]),
                         "p90_hours_to_convert": _num(v["hours_to_convert"]["p90"])})
     return paths
-
-
-def export(run_id: str, folder: Path, *, session: Session, settings: Settings) -> list[Path]:
-    from omnicascade.reports.build import compose, load, status_of
-    data = load(run_id, session=session, settings=settings)
-    return write_csv(compose(data, status_of(run_id, session=session)), data, folder)

@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from omnicascade.reports.attribution import credited_send
-from omnicascade.reports.data import BOUNCED, CLICKED, DELIVERED, FAILED, OPENED, SENT, Member
+from omnicascade.reports.data import BOUNCED, CLICKED, DELIVERED, OPENED, Member
+from omnicascade.vocabulary import LIVE_ENROLLMENT, NOT_DELIVERED, WENT_OUT, DeliveryStatus, Phase
 
 Key = tuple[int, int, str]  # (phase order, index, channel)
-PHASES = {"cascade": 0, "follow_up": 1}
-LIVE = ("pending", "active")
+PHASES: dict[str, int] = {Phase.CASCADE: 0, Phase.FOLLOW_UP: 1}
 # Only email providers report opens and clicks; elsewhere 0 would read as "nobody opened".
 OPEN_TRACKING = {"email"}
 
@@ -47,25 +47,25 @@ def funnel(members: list[Member], planned: list[tuple[int, str]] | None = None
         return rows[key]
 
     for index, channel in planned or []:
-        row("cascade", index, channel)
+        row(Phase.CASCADE, index, channel)
     for m in members:
         for s in m.sends:
             r = row(s.phase, s.index, s.channel)
             r["reached"] += 1
             r["cost"] += s.cost
-            if s.status == "skipped":
+            if s.status == DeliveryStatus.SKIPPED:
                 r["skipped"] += 1
                 reason = s.reason or "other"
                 r["skipped_by_reason"][reason] = r["skipped_by_reason"].get(reason, 0) + 1
                 continue
-            if s.status == "deferred":  # held back by quiet hours; goes out later
+            if s.status == DeliveryStatus.DEFERRED:  # held back by quiet hours; goes out later
                 r["deferred"] += 1
                 continue
             r["attempted"] += 1
-            if s.status in SENT:
+            if s.status in WENT_OUT:
                 r["sent"] += 1
-                r["unknown"] += s.status == "unknown"
-            elif s.status in FAILED:
+                r["unknown"] += s.status == DeliveryStatus.UNKNOWN
+            elif s.status in NOT_DELIVERED:
                 r["failed"] += 1
             else:
                 r["in_flight"] += 1  # `sending`: the provider call is under way
@@ -80,10 +80,10 @@ def funnel(members: list[Member], planned: list[tuple[int, str]] | None = None
             r = row(credited.phase, credited.index, credited.channel)
             r["converted_after"] += 1
             r["revenue"] += m.revenue
-        if m.status in LIVE:
-            last = [s for s in m.sends if s.phase == "cascade"]
+        if m.status in LIVE_ENROLLMENT:
+            last = [s for s in m.sends if s.phase == Phase.CASCADE]
             if last:
-                row("cascade", last[-1].index, last[-1].channel)["waiting"] += 1
+                row(Phase.CASCADE, last[-1].index, last[-1].channel)["waiting"] += 1
     out = []
     for key in sorted(rows):
         r = rows[key]

@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from omnicascade.reports import charts
+from omnicascade.reports.format import hours, money, num, pct, reasons, roi
 
-REASONS = {"no_address": "no address", "unsubscribed": "unsubscribed",
-           "quiet_hours": "quiet hours", "frequency_cap": "frequency cap",
-           "converted": "already converted"}
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111827;
 margin:0;background:#f3f4f6}main{max-width:1180px;margin:0 auto;padding:24px 28px 48px}
@@ -43,33 +41,6 @@ document.addEventListener('DOMContentLoaded', function () {
   document.body.setAttribute('data-charts-rendered', String(n));
 });
 """
-
-
-def pct(v: float | None, digits: int = 1) -> str:
-    return "–" if v is None else f"{v * 100:.{digits}f}%"
-
-
-def num(v: Any) -> str:
-    return "–" if v is None else f"{v:,}"
-
-
-def money(v: float | None, cur: str | None) -> str:
-    return "–" if v is None else f"{v:,.2f}" + (f" {cur}" if cur else "")
-
-
-def roi(v: float | None) -> str:
-    return "–" if v is None else f"{v * 100:+,.0f}%"
-
-
-def hours(v: float | None) -> str:
-    if v is None:
-        return "–"
-    return f"{v * 60:.0f} min" if v < 1 else f"{v:.1f} h" if v < 48 else f"{v / 24:.1f} d"
-
-
-def reasons(r: dict[str, int], deferred: int = 0) -> str:
-    out = [f"{REASONS.get(k, k)} {n}" for k, n in r.items()]
-    return ", ".join(out + ([f"(deferred by quiet hours: {deferred})"] if deferred else []))
 
 
 def _table(head: list[str], rows: list[list[str]], left: int = 1) -> str:

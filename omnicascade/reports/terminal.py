@@ -7,7 +7,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from omnicascade.reports.html import hours, money, num, pct, reasons, roi
+from omnicascade.reports.format import hours, money, num, pct, reasons, roi
 
 
 def _right(t: Table, *cols: str, left: int = 1) -> Table:

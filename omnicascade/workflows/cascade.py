@@ -16,8 +16,15 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from omnicascade.vocabulary import WENT_OUT, DeliveryStatus, EnrollmentStatus, Phase, SkipReason
     from omnicascade.workflows import search
     from omnicascade.workflows.types import (
+        ACTIVITY_DELIVER,
+        ACTIVITY_FINISH,
+        QUERY_PROGRESS,
+        SIGNAL_CONVERSION,
+        SIGNAL_STEP_FAILED,
+        WORKFLOW,
         CascadeInput,
         ConversionSignal,
         DeliverInput,
@@ -28,11 +35,10 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
     )
 
-REACHED = ("sent", "unknown")  # unknown: may have gone out, so give it its wait
 GAVE_UP = "gave up after retries"
 
 
-@workflow.defn(name="CustomerCascade")
+@workflow.defn(name=WORKFLOW)
 class CustomerCascade:
     def __init__(self) -> None:
         self._converted = False
@@ -41,19 +47,19 @@ class CustomerCascade:
         self._timeline: list[TimelineEntry] = []
         self._failed_steps: set[str] = set()
 
-    @workflow.signal
+    @workflow.signal(name=SIGNAL_CONVERSION)
     def conversion(self, signal: ConversionSignal) -> None:
         if not self._converted:
             self._converted = True
             self._conversion_event_id = signal.event_id
 
-    @workflow.signal
+    @workflow.signal(name=SIGNAL_STEP_FAILED)
     def step_failed(self, step_key: str) -> None:
         """A provider reported a permanent failure after accepting the message (e.g. an
         email bounce): stop waiting on that step and move to the next channel at once."""
         self._failed_steps.add(step_key)
 
-    @workflow.query
+    @workflow.query(name=QUERY_PROGRESS)
     def progress(self) -> Progress:
         return Progress(self._state, self._converted, self._conversion_event_id,
                         list(self._timeline))
@@ -70,13 +76,12 @@ class CustomerCascade:
             self._state = f"sending step {step.key} ({step.channel})"
             last = n == len(inp.steps) - 1 and step.wait_s == 0
             result = await self._deliver(inp, step, completes=last)
-            # (a step whose retries ran out never reached the activity's completion write)
-            recorded = last and result.status != "deferred" and \
-                not (result.reason or "").startswith(GAVE_UP)
-            if result.status == "skipped" and result.reason == "converted":
+            recorded = last and result.status != DeliveryStatus.DEFERRED and not result.gave_up
+            if result.status == DeliveryStatus.SKIPPED and result.reason == SkipReason.CONVERTED:
                 self._converted = True  # the send-time guard saw a conversion we were not told of
                 break
-            if result.status in REACHED and step.wait_s > 0 and not self._converted:
+            # unknown: it may have gone out, so it gets its wait
+            if result.status in WENT_OUT and step.wait_s > 0 and not self._converted:
                 self._state = f"waiting after step {step.key} ({step.channel})"
                 key = step.key
 
@@ -87,16 +92,16 @@ class CustomerCascade:
                     await workflow.wait_condition(stop_waiting,
                                                   timeout=self._scaled(inp, step.wait_s))
 
-        outcome = "converted" if self._converted else "completed"
+        outcome = EnrollmentStatus.CONVERTED if self._converted else EnrollmentStatus.COMPLETED
         if self._converted:
-            self._set_status(inp, "converted")
+            self._set_status(inp, EnrollmentStatus.CONVERTED)
             for follow_up in inp.follow_ups:
                 if follow_up.wait_s > 0:
                     self._state = f"follow-up {follow_up.key} due in {follow_up.wait_s}s"
                     await workflow.sleep(self._scaled(inp, follow_up.wait_s))
                 self._state = f"sending follow-up {follow_up.key} ({follow_up.channel})"
                 await self._deliver(inp, follow_up)
-        if outcome == "completed" and recorded:
+        if outcome == EnrollmentStatus.COMPLETED and recorded:
             # the last step's activity already wrote "completed" to the database
             self._state = outcome
             self._set_status(inp, outcome)
@@ -106,7 +111,7 @@ class CustomerCascade:
     async def _finish(self, inp: CascadeInput, outcome: str) -> str:
         self._state = outcome
         await workflow.execute_activity(
-            "finish_enrollment", FinishInput(inp.enrollment_id, outcome,
+            ACTIVITY_FINISH, FinishInput(inp.enrollment_id, outcome,
                                              self._conversion_event_id),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1),
@@ -123,7 +128,8 @@ class CustomerCascade:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._converted,
                                               timeout=self._scaled(inp, window))
-        return await self._finish(inp, "converted" if self._converted else "completed")
+        return await self._finish(inp, EnrollmentStatus.CONVERTED if self._converted
+                                  else EnrollmentStatus.COMPLETED)
 
     async def _deliver(self, inp: CascadeInput, step: StepPlan,
                        completes: bool = False) -> DeliverResult:
@@ -131,17 +137,18 @@ class CustomerCascade:
         interrupted by a conversion for cascade steps)."""
         while True:
             result = await self._attempt(inp, step, completes)
-            if result.status != "deferred" or not result.defer_until:
+            if result.status != DeliveryStatus.DEFERRED or not result.defer_until:
                 return result
             until = datetime.fromisoformat(result.defer_until)
             delay = max(until - workflow.now(), timedelta(seconds=1))
             self._state = f"step {step.key} ({step.channel}) deferred by quiet hours until " \
                           f"{result.defer_until}"
-            if step.phase == "cascade":
+            if step.phase == Phase.CASCADE:
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(lambda: self._converted, timeout=delay)
                 if self._converted:
-                    return DeliverResult(result.delivery_id, "skipped", "converted")
+                    return DeliverResult(result.delivery_id, DeliveryStatus.SKIPPED,
+                                         SkipReason.CONVERTED)
             else:
                 await workflow.sleep(delay)
 
@@ -152,8 +159,8 @@ class CustomerCascade:
         except ActivityError as err:
             # Retries exhausted on clearly-not-sent errors: record and move on, never stall.
             cause = getattr(err.cause, "message", None) or str(err.cause or err)
-            result = DeliverResult(f"{inp.enrollment_id}:{step.key}", "failed",
-                                   f"{GAVE_UP}: {cause}")
+            result = DeliverResult(f"{inp.enrollment_id}:{step.key}", DeliveryStatus.FAILED,
+                                   f"{GAVE_UP}: {cause}", gave_up=True)
         self._timeline.append(TimelineEntry(step.key, step.channel, result.status, result.reason,
                                             workflow.now().isoformat()))
         return result
@@ -161,7 +168,7 @@ class CustomerCascade:
     async def _deliver_once(self, inp: CascadeInput, step: StepPlan,
                             completes: bool) -> DeliverResult:
         return await workflow.execute_activity(
-            "deliver_step", DeliverInput(inp.enrollment_id, step, completes),
+            ACTIVITY_DELIVER, DeliverInput(inp.enrollment_id, step, completes),
             result_type=DeliverResult,
             start_to_close_timeout=timedelta(seconds=inp.send_timeout_s),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=inp.send_initial_retry_s),

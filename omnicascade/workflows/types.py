@@ -1,11 +1,19 @@
-"""Workflow and activity inputs/outputs: plain dataclasses, durations as data (seconds)."""
+"""Workflow and activity inputs/outputs: plain dataclasses, durations as data (seconds),
+and the names by which the world outside talks to a cascade (cascade/temporal.py)."""
 
 from dataclasses import dataclass, field
+
+WORKFLOW = "CustomerCascade"
+SIGNAL_CONVERSION = "conversion"
+SIGNAL_STEP_FAILED = "step_failed"
+QUERY_PROGRESS = "progress"
+ACTIVITY_DELIVER = "deliver_step"
+ACTIVITY_FINISH = "finish_enrollment"
 
 
 @dataclass
 class StepPlan:
-    key: str          # "0", "1", … for cascade steps; "ac0", … for after_conversion
+    key: str          # "0", "1", … for cascade steps; "ac0", … for after_conversion (ledger ids)
     index: int
     channel: str
     template: str
@@ -45,17 +53,20 @@ class DeliverInput:
 @dataclass
 class DeliverResult:
     delivery_id: str
-    status: str            # sent | skipped | failed | unknown | deferred
+    status: str            # vocabulary.DeliveryStatus: sent, skipped, failed, unknown, deferred
     reason: str | None = None
     provider_message_id: str | None = None
     defer_until: str | None = None  # ISO UTC instant, for status "deferred" (quiet hours)
+    # Set by the workflow, never by the activity: its retries ran out, so the activity's
+    # own completion write (DeliverInput.completes) never happened.
+    gave_up: bool = False
 
 
 @dataclass
 class FinishInput:
     enrollment_id: str
     status: str            # completed | converted
-    reason: str | None = None
+    reason: str | None = None  # the conversion's event id
 
 
 @dataclass

@@ -27,6 +27,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from omnicascade.cascade.temporal import workflow_id
 from omnicascade.config import Settings
 from omnicascade.db.migrate import upgrade
 from omnicascade.workflows import search
@@ -75,21 +76,23 @@ class Recorder:
         return path
 
     def customer(self, customer_id: str, **fields: Any) -> None:
-        from omnicascade.customers import CustomerIn, upsert_customers
+        from omnicascade.customers.model import CustomerIn, upsert_customers
         from omnicascade.db.session import session_scope
         with session_scope(self.settings.db_url) as s:
             upsert_customers([CustomerIn(id=customer_id, **fields)], session=s)
 
     async def start(self, yaml_path: Path, customer_id: str) -> WorkflowHandle:
+        from omnicascade.campaign.load import load_campaign
+        from omnicascade.cascade.enroll import create_run, enroll_customers
+        from omnicascade.cascade.plan import cascade_input
+        from omnicascade.cascade.temporal import start_cascade
         from omnicascade.db.session import session_scope
-        from omnicascade.enroll import cascade_input, create_run, enroll_customers, start_cascade
-        from omnicascade.spec import load_campaign
         with session_scope(self.settings.db_url) as s:
             run = create_run(load_campaign(yaml_path), session=s, time_scale=SCALE)
             [row] = enroll_customers(run, [customer_id], session=s)
             inp = cascade_input(run, row, self.settings)
         await start_cascade(self.client, self.settings, inp)
-        return self.client.get_workflow_handle(search.workflow_id(inp.enrollment_id))
+        return self.client.get_workflow_handle(workflow_id(inp.enrollment_id))
 
     async def state(self, h: WorkflowHandle, prefix: str) -> None:
         for _ in range(600):
@@ -100,13 +103,13 @@ class Recorder:
         raise AssertionError(f"never reached {prefix!r}")
 
     async def convert(self, customer_id: str, event_id: str, signal: bool = True) -> None:
-        from omnicascade.conversions import ConversionIn, record_conversion, signal_conversion
+        from omnicascade.cascade.conversions import ConversionIn, record_conversion, tell_cascades
         from omnicascade.db.session import session_scope
         with session_scope(self.settings.db_url) as s:
             outcome = record_conversion(ConversionIn(event_id=event_id, type="order_placed",
                                                      customer_id=customer_id), session=s)
         if signal:
-            await signal_conversion(self.client, outcome)
+            await tell_cascades(self.client, outcome)
 
 
 async def plain(r: Recorder) -> WorkflowHandle:
@@ -138,8 +141,9 @@ async def quiet_hours(r: Recorder) -> WorkflowHandle:
 
 
 async def holdout(r: Recorder) -> WorkflowHandle:
-    from omnicascade.experiment import HOLDOUT, assign_variant
-    from omnicascade.spec import load_campaign
+    from omnicascade.campaign.load import load_campaign
+    from omnicascade.campaign.variants import assign_variant
+    from omnicascade.vocabulary import HOLDOUT
     yaml = BASE + STEPS.replace("24h", "3650d") + FOLLOW + textwrap.dedent("""\
         experiment:
           holdout: 50%
@@ -184,7 +188,7 @@ SHAPES: dict[str, Scenario] = {
 
 async def record(out: Path, names: list[str]) -> None:
     from omnicascade.channels.outbox import OutboxChannel
-    from omnicascade.worker import build_worker
+    from omnicascade.runtime.worker import build_worker
 
     out.mkdir(parents=True, exist_ok=True)
     env = await WorkflowEnvironment.start_local(

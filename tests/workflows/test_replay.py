@@ -16,7 +16,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
-from omnicascade.worker import FAST_RUNNER, STRICT_RUNNER
+from omnicascade.runtime.worker import FAST_RUNNER, STRICT_RUNNER
 from omnicascade.workflows.cascade import CustomerCascade
 
 HERE = Path(__file__).parent / "histories"

@@ -1,0 +1,208 @@
+"""The delivery ledger (promise 2) and the facts the send-time guards decide on (promise 1
+and 3). Plain functions over one session each; deliver.py strings them together:
+
+    load facts (read) → decide → render (no transaction) → claim (write) → send → finish
+
+`claim` re-loads the facts and decides again inside the one short write transaction that
+commits the row as `sending`, immediately before the provider call: a conversion, an
+unsubscribe or a cap reached while the message was rendering still stops it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session
+from temporalio.exceptions import ApplicationError
+
+from omnicascade.campaign.model import CampaignSpec
+from omnicascade.cascade import lifecycle
+from omnicascade.cascade.decision import (
+    Decision,
+    Recipient,
+    Send,
+    Situation,
+    applies_to,
+    decide,
+)
+from omnicascade.cascade.plan import run_spec
+from omnicascade.customers.consent import forget_address, load_suppressed, suppress
+from omnicascade.customers.model import customer_dict, customer_orders
+from omnicascade.db.models import ConversionEvent, Customer, Delivery, Enrollment, Run, utcnow
+from omnicascade.vocabulary import SETTLED, DeliveryStatus, EnrollmentStatus, Phase
+from omnicascade.workflows.types import DeliverInput, DeliverResult
+
+DIED_MID_CALL = "attempt died during the provider call; not resent"
+# Count against a frequency cap: handed to a provider, possibly, or about to be.
+CAPPED = (DeliveryStatus.SENT, DeliveryStatus.UNKNOWN, DeliveryStatus.SENDING)
+
+
+@dataclass
+class Facts:
+    """Everything one attempt needs, read in one transaction, as plain values."""
+    delivery_id: str
+    row_status: str | None              # the ledger row's status, if it exists
+    stored: DeliverResult | None        # a settled row's result
+    situation: Situation
+    base: dict[str, Any]                # the ledger row's identity columns
+    run_id: str = ""
+    spec: CampaignSpec | None = None
+    templates: dict[str, str] = field(default_factory=dict)
+    customer: dict[str, Any] = field(default_factory=dict)
+    variant: str = ""
+    promo_code: str | None = None
+    event_data: dict[str, Any] | None = None
+    orders: list[dict[str, Any] | None] = field(default_factory=list)
+
+
+def result_of(row: Delivery) -> DeliverResult:
+    return DeliverResult(row.id, row.status, row.reason, row.provider_message_id)
+
+
+def converted_since_enrollment(enrollment: Enrollment, *, session: Session) -> bool:
+    if not enrollment.conversion_events:
+        return False
+    since = enrollment.enrolled_at - timedelta(seconds=enrollment.lookback_s)
+    return bool(session.scalar(select(exists().where(
+        ConversionEvent.customer_id == enrollment.customer_id,
+        ConversionEvent.type.in_(enrollment.conversion_events),
+        ConversionEvent.occurred_at >= since))))
+
+
+def sends_in_window(spec: CampaignSpec, customer_id: str, delivery_id: str, channel: str,
+                    *, session: Session, lock: bool) -> int | None:
+    """Messages to this customer in the cap's window, across every campaign (None: no cap
+    applies). With `lock` the customer row is locked first (SQLite: the transaction already
+    holds the write lock), so two campaigns racing for one customer cannot both slip under
+    the cap. The window is measured on the ledger's own (wall) clock, like created_at."""
+    cap = spec.frequency_cap
+    if cap is None or not applies_to(cap, channel):
+        return None
+    if lock:
+        session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+    q = select(func.count()).select_from(Delivery).where(
+        Delivery.customer_id == customer_id, Delivery.id != delivery_id,
+        Delivery.status.in_(CAPPED), Delivery.created_at >= utcnow() - timedelta(seconds=cap.per))
+    if cap.channels:
+        q = q.where(Delivery.channel.in_(cap.channels))
+    return int(session.scalar(q) or 0)
+
+
+def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
+               lock: bool = False) -> Facts:
+    """`now` (naive UTC) is the workflow's clock for quiet hours (see deliver._clock)."""
+    step = inp.step
+    delivery_id = f"{inp.enrollment_id}:{step.key}"
+    row = session.get(Delivery, delivery_id)
+    enrollment = session.get(Enrollment, inp.enrollment_id)
+    if enrollment is None:
+        raise ApplicationError(f"enrollment {inp.enrollment_id} not found", non_retryable=True)
+    run = session.get(Run, enrollment.run_id)
+    assert run is not None
+    spec = run_spec(run)
+    base = dict(id=delivery_id, enrollment_id=enrollment.id, run_id=run.id,
+                customer_id=enrollment.customer_id, step_key=step.key, step_index=step.index,
+                phase=step.phase, channel=step.channel, template=step.template, attempts=0)
+    situation = Situation(step.channel, None, now.replace(tzinfo=UTC))
+    facts = Facts(delivery_id, row.status if row else None,
+                  result_of(row) if row is not None and row.status in SETTLED else None,
+                  situation, base)
+    if facts.stored is not None or facts.row_status == DeliveryStatus.SENDING:
+        return facts
+    customer = session.get(Customer, enrollment.customer_id)
+    suppressed = load_suppressed([customer], session=session) if customer else frozenset()
+    facts.situation = Situation(
+        step.channel, Recipient.of(customer, suppressed), now.replace(tzinfo=UTC),
+        converted=step.phase == Phase.CASCADE
+        and converted_since_enrollment(enrollment, session=session),
+        quiet_hours=spec.quiet_hours, campaign_timezone=spec.timezone,
+        frequency_cap=spec.frequency_cap,
+        sends_in_cap_window=sends_in_window(spec, enrollment.customer_id, delivery_id,
+                                            step.channel, session=session, lock=lock))
+    facts.run_id, facts.spec = run.id, spec
+    facts.templates = run.snapshot["templates"].get(step.template, {})
+    facts.customer = customer_dict(customer) if customer else {}
+    facts.variant, facts.promo_code = enrollment.variant, enrollment.promo_code
+    facts.event_data = enrollment.event_data
+    if customer and any("favorite_product" in src for src in facts.templates.values()):
+        facts.orders = customer_orders(customer.id, session=session)
+    return facts
+
+
+def record(facts: Facts, status: DeliveryStatus, reason: str | None, *, session: Session,
+           deferred_until: datetime | None = None) -> DeliverResult:
+    """Write the attempt's outcome (insert the row, or update the one a previous attempt
+    left `retrying` or `deferred`)."""
+    row = session.get(Delivery, facts.delivery_id)
+    if row is not None and (row.status in SETTLED or row.status == DeliveryStatus.SENDING):
+        return result_of(row)  # an overlapping attempt got there first: never overwrite
+    if row is None:
+        row = Delivery(**facts.base)
+        session.add(row)
+    row.status, row.reason = status, reason
+    if deferred_until is not None:
+        row.deferred_until = deferred_until.astimezone(UTC).replace(tzinfo=None)
+    session.flush()
+    return result_of(row)
+
+
+def mark_unknown(delivery_id: str, *, session: Session) -> DeliverResult:
+    """A previous attempt died between "about to call the provider" and "provider answered":
+    it may have gone out. Never send twice; surface it instead."""
+    row = session.get(Delivery, delivery_id)
+    assert row is not None
+    if row.status == DeliveryStatus.SENDING:
+        row.status, row.reason = DeliveryStatus.UNKNOWN, DIED_MID_CALL
+        session.flush()
+    return result_of(row)
+
+
+def claim(inp: DeliverInput, now: datetime, *, session: Session
+          ) -> tuple[Facts, Decision | DeliverResult]:
+    """The last guard: decide again on fresh facts and, if the answer is still Send, commit
+    the row as `sending` (the caller calls the provider right after the commit)."""
+    facts = load_facts(inp, now, session=session, lock=True)
+    if facts.stored is not None:
+        return facts, facts.stored
+    if facts.row_status == DeliveryStatus.SENDING:
+        return facts, mark_unknown(facts.delivery_id, session=session)
+    decision = decide(facts.situation)
+    if not isinstance(decision, Send):
+        return facts, decision
+    row = session.get(Delivery, facts.delivery_id)
+    if row is None:
+        row = Delivery(**facts.base)
+        session.add(row)
+    row.status, row.reason, row.to_address = DeliveryStatus.SENDING, None, facts.situation.address
+    row.attempts = (row.attempts or 0) + 1
+    session.flush()
+    return facts, decision
+
+
+def finish(delivery_id: str, status: DeliveryStatus, reason: str | None, provider: str | None,
+           message_id: str | None, *, session: Session, suppress_as: str | None = None,
+           segments: int | None = None, unit_cost: float = 0.0,
+           forget: bool = False) -> DeliverResult:
+    """Record the provider's answer. `suppress_as` suppresses the address for every
+    campaign with that reason; `forget` removes a dead address from the customer."""
+    row = session.get(Delivery, delivery_id)
+    assert row is not None
+    row.status, row.reason, row.provider, row.provider_message_id = (status, reason, provider,
+                                                                     message_id)
+    if status == DeliveryStatus.SENT:
+        row.sent_at = utcnow()
+        row.segments = segments
+        row.cost = round(unit_cost * (segments or 1), 6)
+    if suppress_as and row.to_address:  # idempotent: another campaign may have done it
+        suppress(row.channel, row.to_address, suppress_as[:64], session=session)
+    if forget and row.to_address:
+        forget_address(row.customer_id, row.channel, row.to_address, session=session)
+    session.flush()
+    return result_of(row)
+
+
+def complete_enrollment(enrollment_id: str, *, session: Session) -> None:
+    lifecycle.finish(enrollment_id, EnrollmentStatus.COMPLETED, session=session)

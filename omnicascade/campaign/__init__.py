@@ -1,0 +1,1 @@
+"""Campaigns: YAML → validated spec (problems as file:line:col), durations, variants, templates."""

@@ -1,0 +1,98 @@
+"""Campaign file → validated CampaignSpec plus the source of every template it uses.
+
+Everything is checked before anything is launched: the YAML (problems by line and column),
+then every template the steps reference. A launch snapshots the result, so editing the
+files later never changes what a cascade in flight sends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
+
+from omnicascade.campaign.model import CampaignSpec
+from omnicascade.campaign.problems import Problem, SpecError, explain, position
+from omnicascade.campaign.templates.loader import load_templates
+
+
+def load_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([Problem(str(path), None, None, "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([Problem(str(path), None, None, f"cannot read: {exc}")]) from None
+    try:
+        return YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        reason = exc.problem or exc.context or "invalid YAML"
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise SpecError([Problem(str(path), line, col, f"invalid YAML: {reason}")]) from None
+    except ReaderError as exc:  # a control character YAML does not allow in a file
+        before = text[:exc.position]
+        line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        raise SpecError([Problem(str(path), line, col, f"invalid YAML: character "
+                                 f"#x{exc.character:04x} is not allowed in YAML")]) from None
+    except YAMLError as exc:
+        raise SpecError([Problem(str(path), None, None, f"invalid YAML: {exc}")]) from None
+
+
+def parse_spec(path: Path) -> tuple[CampaignSpec, Any]:
+    """Parse and validate the YAML itself (not its templates)."""
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise SpecError([Problem(str(path), 1, 1, "a campaign file must be a mapping with "
+                                                  "keys like campaign:, steps:")])
+    try:
+        spec = CampaignSpec.model_validate(plain_data(data))
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
+            pos = position(data, loc, key_itself=err["type"] == "extra_forbidden")
+            line, col = pos or (None, None)
+            problems.append(Problem(str(path), line, col, explain(err)))
+        raise SpecError(problems) from None
+    return spec, data
+
+
+def plain_data(node: Any) -> Any:
+    """ruamel's commented maps and lists as plain dicts and lists."""
+    if isinstance(node, dict):
+        return {str(k): plain_data(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain_data(v) for v in node]
+    return node
+
+
+@dataclass
+class LoadedCampaign:
+    """A validated spec plus the source of every template it uses (snapshotted at launch)."""
+    spec: CampaignSpec
+    path: Path
+    templates: dict[str, dict[str, str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"spec": self.spec.model_dump(mode="json"), "templates": self.templates}
+
+
+def load_campaign(path: Path | str) -> LoadedCampaign:
+    """Validate the YAML and every template it references; raise SpecError listing all."""
+    path = Path(path)
+    spec, data = parse_spec(path)
+    templates, problems = load_templates(spec, data, path)
+    if problems:
+        raise SpecError(problems)
+    notes: list[str] = []
+    return LoadedCampaign(spec=spec, path=path, templates=templates, notes=notes)
+
+
+def spec_from_snapshot(snapshot: dict[str, Any]) -> CampaignSpec:
+    return CampaignSpec.model_validate(snapshot["spec"])

@@ -1,0 +1,165 @@
+"""The campaign as validated data: pydantic models of the YAML (DESIGN §4). Loading the
+file and reporting problems by line and column is `load.py`; this module is the shape."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from omnicascade.campaign.durations import format_duration, parse_duration
+from omnicascade.validation import time_zone
+from omnicascade.vocabulary import DEFAULT_VARIANT, HOLDOUT, Channel
+
+Duration = Annotated[int, BeforeValidator(parse_duration),
+                     PlainSerializer(format_duration, return_type=str, when_used="json")]
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+RANDOM_PART = re.compile(r"\{random:(\d+)\}")
+
+
+def _percent(value: object) -> float:
+    if isinstance(value, str) and value.strip().endswith("%"):
+        value = float(value.strip()[:-1])
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1:
+        value = float(value) * 100
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{value!r} is not a percentage; write e.g. 10%")
+    return float(value)
+
+
+# Serialised as "10.0%", not 10.0: a bare number below 1 reads back as a fraction
+# (0.5 → 50%), so a snapshot of `holdout: 0.5%` would otherwise come back as 50%.
+Percent = Annotated[float, BeforeValidator(_percent),
+                    PlainSerializer(lambda v: f"{v}%", return_type=str, when_used="json")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Trigger(_Model):
+    event: str = Field(min_length=1)
+
+
+class Conversion(_Model):
+    events: list[str] = Field(min_length=1)
+    lookback: Duration = 0
+
+
+class Promo(_Model):
+    pattern: str
+    discount: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _has_random(cls, v: str) -> str:
+        m = RANDOM_PART.search(v)
+        if not m or not 4 <= int(m.group(1)) <= 32:
+            raise ValueError("pattern needs a {random:N} part (4 ≤ N ≤ 32) so every code "
+                             "is unique, e.g. CART-{random:6}")
+        return v
+
+
+class Step(_Model):
+    channel: Channel
+    template: str = Field(min_length=1)
+    wait: Duration = 0
+
+
+class FollowUp(_Model):
+    channel: Channel
+    template: str = Field(min_length=1)
+    delay: Duration = 0
+
+
+class QuietHours(_Model):
+    start: str
+    end: str
+    mode: Literal["defer", "skip"] = "defer"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, v: str) -> str:
+        if not _CLOCK.match(str(v)):
+            raise ValueError(f"{v!r} is not a time of day; write HH:MM, e.g. 21:00")
+        return v
+
+
+class FrequencyCap(_Model):
+    max: int = Field(ge=1)
+    per: Duration
+    channels: list[Channel] | None = None
+
+
+Order = Literal["as_written", "cost", "preference"]
+
+
+class Variant(_Model):
+    weight: float = Field(ge=0)
+    steps: list[Step] | None = Field(default=None, min_length=1)
+    promo: Promo | None = None
+    order: Order | None = None
+
+
+class Experiment(_Model):
+    holdout: Percent = 0.0
+    variants: dict[str, Variant] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _weights(self) -> Experiment:
+        if not 0 <= self.holdout < 100:
+            raise ValueError("holdout must be at least 0% and below 100%")
+        total = sum(v.weight for v in self.variants.values())
+        if abs(total - 100) > 1e-6:
+            raise ValueError(f"variant weights must add up to 100 (they add up to {total:g})")
+        for name in self.variants:
+            if name in (HOLDOUT, DEFAULT_VARIANT) or not SLUG.match(name):
+                raise ValueError(f"variant name {name!r} is not allowed: use lowercase letters, "
+                                 f"digits, - and _ (and not 'holdout' or 'default')")
+        return self
+
+
+class CampaignSpec(_Model):
+    campaign: str
+    description: str = ""
+    trigger: Trigger | None = None
+    conversion: Conversion | None = None
+    promo: Promo | None = None
+    steps: list[Step] = Field(min_length=1)
+    after_conversion: list[FollowUp] = Field(default_factory=list)
+    quiet_hours: QuietHours | None = None
+    frequency_cap: FrequencyCap | None = None
+    experiment: Experiment | None = None
+    order: Order = "as_written"
+    timezone: str | None = None
+    templates_dir: str | None = None
+
+    @field_validator("campaign")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not SLUG.match(v):
+            raise ValueError(f"{v!r} is not a slug: use lowercase letters, digits, - and _")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        return time_zone(v)
+
+    @property
+    def conversion_events(self) -> list[str]:
+        return list(self.conversion.events) if self.conversion else []
+
+    @property
+    def lookback_s(self) -> int:
+        return self.conversion.lookback if self.conversion else 0

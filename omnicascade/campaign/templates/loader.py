@@ -1,0 +1,104 @@
+"""Find and check the template files a campaign references.
+
+`<name>.txt.j2` is the body for every channel; email also needs `<name>.subject.j2`
+(and may have `<name>.html.j2`); push also needs `<name>.title.j2`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, meta, nodes
+
+from omnicascade.campaign.model import CampaignSpec
+from omnicascade.campaign.problems import Problem, position
+from omnicascade.campaign.templates.render import CONTEXT_NAMES, GLOBALS, parse
+
+PARTS = {"body": ".txt.j2", "subject": ".subject.j2", "html": ".html.j2", "title": ".title.j2"}
+REQUIRED = {"email": ("body", "subject"), "sms": ("body",), "telegram": ("body",),
+            "push": ("body", "title")}
+OPTIONAL = {"email": ("html",)}
+
+
+def templates_dir(spec: CampaignSpec, yaml_path: Path) -> Path:
+    base = yaml_path.parent
+    return (base / spec.templates_dir) if spec.templates_dir else base / "templates"
+
+
+def _uses(spec: CampaignSpec) -> list[tuple[tuple[Any, ...], str, str]]:
+    """(yaml location of the `template:` value, template name, channel) for every use."""
+    uses: list[tuple[tuple[Any, ...], str, str]] = [
+        (("steps", i, "template"), s.template, s.channel) for i, s in enumerate(spec.steps)]
+    uses += [(("after_conversion", i, "template"), f.template, f.channel)
+             for i, f in enumerate(spec.after_conversion)]
+    if spec.experiment:
+        for name, variant in spec.experiment.variants.items():
+            for i, s in enumerate(variant.steps or []):
+                uses.append((("experiment", "variants", name, "steps", i, "template"),
+                             s.template, s.channel))
+    return uses
+
+
+def _check_source(path: Path, source: str) -> list[Problem]:
+    try:
+        ast = parse(source)
+    except TemplateSyntaxError as exc:
+        return [Problem(str(path), exc.lineno, None, f"template syntax error: {exc.message}")]
+    unknown = meta.find_undeclared_variables(ast) - CONTEXT_NAMES - GLOBALS
+    problems = _private_names(path, ast)
+    for name in sorted(unknown):
+        # The line of the first use, not of the first text that merely contains the name.
+        line = next((n.lineno for n in ast.find_all(nodes.Name)
+                     if n.name == name and n.ctx == "load"), None)
+        problems.append(Problem(str(path), line, None,
+                                f"unknown variable '{name}'; templates can use "
+                                f"{', '.join(sorted(CONTEXT_NAMES))}"))
+    return problems
+
+
+def load_templates(spec: CampaignSpec, data: Any,
+                   yaml_path: Path) -> tuple[dict[str, dict[str, str]], list[Problem]]:
+    folder = templates_dir(spec, yaml_path)
+    loaded: dict[str, dict[str, str]] = {}
+    problems: list[Problem] = []
+    checked: set[Path] = set()
+    for loc, name, channel in _uses(spec):
+        line, col = position(data, loc, key_itself=False) or (None, None)
+        parts = loaded.setdefault(name, {})
+        for part in REQUIRED[channel] + OPTIONAL.get(channel, ()) + tuple(parts):
+            if part in parts:
+                continue
+            path = folder / f"{name}{PARTS[part]}"
+            if not path.is_file():
+                if part in REQUIRED[channel]:
+                    problems.append(Problem(str(yaml_path), line, col,
+                                            f"{channel} template '{name}' needs the file "
+                                            f"{path} which does not exist"))
+                continue
+            try:
+                source = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(Problem(str(path), None, None, f"cannot read: {exc}"))
+                continue
+            parts[part] = source
+            if path not in checked:
+                checked.add(path)
+                problems.extend(_check_source(path, source))
+    return loaded, problems
+
+
+def _private_names(path: Path, ast: nodes.Template) -> list[Problem]:
+    """`x._y`, `x.__class__`, `x['_y']`: the sandbox refuses them when rendering; say so
+    when validating, before anything is launched."""
+    problems = []
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        # find_all yields only the two node types asked for
+        name = node.attr if isinstance(node, nodes.Getattr) else (
+            node.arg.value if isinstance(node, nodes.Getitem)
+            and isinstance(node.arg, nodes.Const) else None)
+        if isinstance(name, str) and name.startswith("_"):
+            problems.append(Problem(str(path), node.lineno, None,
+                                    f"'{name}' is not available in templates: names "
+                                    f"starting with _ are private"))
+    return problems

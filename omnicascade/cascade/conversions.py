@@ -1,0 +1,139 @@
+"""Record a conversion, then stop every affected cascade (guard 1 of promise 1).
+
+The row is committed before any signal is sent; the deliver activity re-reads it before
+every send (guard 2), so a signal that is lost or late never lets a message through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from temporalio.client import Client
+
+from omnicascade.cascade import lifecycle
+from omnicascade.cascade.temporal import connect, signal_conversion
+from omnicascade.config import Settings
+from omnicascade.db.models import ConversionEvent, Enrollment, to_utc_naive, utcnow
+from omnicascade.db.session import session_scope
+from omnicascade.errors import ConfigError, UserFacingError
+from omnicascade.validation import storable
+from omnicascade.vocabulary import LIVE_ENROLLMENT, EnrollmentStatus
+
+
+class ConversionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    _storable = field_validator("*")(storable)  # what PostgreSQL can store, too
+
+    event_id: str = Field(min_length=1, max_length=255)
+    type: str = Field(min_length=1, max_length=128)
+    customer_id: str | None = Field(default=None, min_length=1, max_length=255)
+    promo_code: str | None = Field(default=None, min_length=1, max_length=64)
+    order_id: str | None = Field(default=None, max_length=255)
+    amount: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    occurred_at: datetime | None = None
+    data: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _who(self) -> ConversionIn:
+        if not self.customer_id and not self.promo_code:
+            raise ValueError("give customer_id or promo_code")
+        return self
+
+
+class ConversionRejected(UserFacingError, ValueError):
+    """The conversion names something we do not know (e.g. an unknown promo code)."""
+
+
+@dataclass
+class ConversionOutcome:
+    event_id: str
+    customer_id: str
+    stopped: int
+    duplicate: bool
+    to_signal: list[str]  # enrollment ids
+    type: str = ""
+
+    def body(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "customer_id": self.customer_id,
+                "stopped": self.stopped}
+
+
+def record_conversion(data: ConversionIn, *, session: Session) -> ConversionOutcome:
+    """Store the conversion (idempotent by event_id) and mark matching enrollments converted.
+    The caller commits, then signals `to_signal`."""
+    existing = session.scalar(select(ConversionEvent).where(ConversionEvent.event_id ==
+                                                            data.event_id))
+    if existing is not None:
+        return ConversionOutcome(existing.event_id, existing.customer_id, existing.stopped,
+                                 True, [], existing.type)
+    customer_id = data.customer_id
+    if data.promo_code:
+        owner = session.scalar(select(Enrollment.customer_id)
+                               .where(Enrollment.promo_code == data.promo_code.upper()))
+        if owner is None:
+            raise ConversionRejected(f"unknown promo code {data.promo_code!r}")
+        if customer_id and customer_id != owner:
+            raise ConversionRejected(f"promo code {data.promo_code!r} was issued to another "
+                                     f"customer than {customer_id!r}")
+        customer_id = owner
+    assert customer_id is not None
+    now = utcnow()
+    occurred = to_utc_naive(data.occurred_at) if data.occurred_at else now
+    matches = [e for e in session.scalars(select(Enrollment).where(
+        Enrollment.customer_id == customer_id, Enrollment.converted_at.is_(None),
+        Enrollment.status.in_([*LIVE_ENROLLMENT, EnrollmentStatus.COMPLETED])))
+        if data.type in (e.conversion_events or [])
+        and occurred >= e.enrolled_at - timedelta(seconds=e.lookback_s)]
+    live = [e.id for e in matches if e.status in LIVE_ENROLLMENT]
+    lifecycle.note_conversion(matches, data.event_id, occurred)
+    row = ConversionEvent(event_id=data.event_id, type=data.type, customer_id=customer_id,
+                          promo_code=data.promo_code.upper() if data.promo_code else None,
+                          order_id=data.order_id, amount=data.amount,
+                          currency=data.currency.upper() if data.currency else None,
+                          data=data.data, occurred_at=occurred, recorded_at=now,
+                          stopped=len(live))
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:  # a concurrent request with the same event_id won the race
+        session.rollback()
+        existing = session.scalar(select(ConversionEvent).where(
+            ConversionEvent.event_id == data.event_id))
+        assert existing is not None
+        return ConversionOutcome(existing.event_id, existing.customer_id, existing.stopped,
+                                 True, [], existing.type)
+    return ConversionOutcome(data.event_id, customer_id, len(live), False, live, data.type)
+
+
+async def tell_cascades(client: Client | None, outcome: ConversionOutcome,
+                        timeout_s: float = 5.0) -> int:
+    """Guard 1: signal every cascade the conversion stopped (after the commit)."""
+    if client is None or not outcome.to_signal:
+        return 0
+    return await signal_conversion(client, outcome.to_signal, outcome.event_id, outcome.type,
+                                   timeout_s)
+
+
+async def convert_by_hand(data: ConversionIn, settings: Settings) -> tuple[dict[str, Any], bool]:
+    """`omnicascade convert`: the same path as POST /v1/conversions, without HTTP. Returns
+    the answer and whether Temporal was reachable to tell the cascades at once."""
+    def tx() -> ConversionOutcome:
+        with session_scope(settings.db_url) as session:
+            return record_conversion(data, session=session)
+    outcome = await asyncio.to_thread(tx)  # committed first: the send-time guard sees it
+    if not outcome.to_signal:
+        return outcome.body(), True
+    try:
+        client = await connect(settings)
+    except ConfigError:
+        return outcome.body(), False
+    await tell_cascades(client, outcome, settings.signal_timeout_s)
+    return outcome.body(), True

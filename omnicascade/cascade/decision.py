@@ -1,0 +1,148 @@
+"""Send, skip or defer: the one decision about a step, asked by every part that needs it.
+
+The deliver activity asks it right before every provider call; channel ordering asks which
+channels can reach a customer at all; `campaign preview` asks it for every planned message.
+They share this function, so they can never disagree. It is pure: the callers load the
+facts (`Situation`) and record the answer.
+
+The guards ask in order, and the first that objects decides:
+converted → no address → unsubscribed → no consent → quiet hours → frequency cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from omnicascade.campaign.model import FrequencyCap, QuietHours
+from omnicascade.customers.model import ADDRESS_FIELD
+from omnicascade.customers.quiet_hours import customer_zone, quiet_until
+from omnicascade.db.models import Customer
+from omnicascade.vocabulary import CHANNELS, SkipReason
+
+
+@dataclass(frozen=True)
+class Send:
+    address: str
+
+
+@dataclass(frozen=True)
+class Skip:
+    reason: SkipReason
+
+
+@dataclass(frozen=True)
+class Defer:
+    until: datetime  # aware, UTC
+
+
+Decision = Send | Skip | Defer
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What the guards know about a customer: addresses, consents, suppressions, zone."""
+    addresses: Mapping[str, str] = field(default_factory=dict)  # channel → address
+    consents: Mapping[str, bool] = field(default_factory=dict)  # absent: not refused
+    suppressed: frozenset[tuple[str, str]] = frozenset()        # (channel, address)
+    timezone: str | None = None
+    phone: str | None = None
+
+    @classmethod
+    def of(cls, customer: Customer | None,
+           suppressed: frozenset[tuple[str, str]] = frozenset()) -> Recipient | None:
+        if customer is None:
+            return None
+        addresses = {ch: getattr(customer, col) for ch, col in ADDRESS_FIELD.items()
+                     if getattr(customer, col)}
+        return cls(addresses, dict(customer.consents or {}), suppressed, customer.timezone,
+                   customer.phone)
+
+
+@dataclass(frozen=True)
+class Situation:
+    channel: str
+    recipient: Recipient | None
+    now: datetime                                 # aware
+    converted: bool = False                       # a matching conversion since entry
+    quiet_hours: QuietHours | None = None
+    campaign_timezone: str | None = None
+    frequency_cap: FrequencyCap | None = None
+    sends_in_cap_window: int | None = None        # None: not counted (preview, ordering)
+
+    @property
+    def address(self) -> str | None:
+        return self.recipient.addresses.get(self.channel) if self.recipient else None
+
+
+Guard = Callable[[Situation], Decision | None]
+
+
+def applies_to(cap: FrequencyCap, channel: str) -> bool:
+    """Whether sends on this channel count against (and are limited by) the cap."""
+    return not cap.channels or channel in cap.channels
+
+
+def _converted(s: Situation) -> Decision | None:
+    return Skip(SkipReason.CONVERTED) if s.converted else None
+
+
+def _address(s: Situation) -> Decision | None:
+    return None if s.address else Skip(SkipReason.NO_ADDRESS)
+
+
+def _suppressed(s: Situation) -> Decision | None:
+    assert s.recipient is not None and s.address is not None  # after _address
+    if (s.channel, s.address) in s.recipient.suppressed:
+        return Skip(SkipReason.UNSUBSCRIBED)
+    return None
+
+
+def _consent(s: Situation) -> Decision | None:
+    assert s.recipient is not None
+    refused = s.recipient.consents.get(s.channel, True) is False
+    return Skip(SkipReason.NO_CONSENT) if refused else None
+
+
+def _quiet_hours(s: Situation) -> Decision | None:
+    if s.quiet_hours is None:
+        return None
+    r = s.recipient
+    zone = customer_zone(r.timezone if r else None, r.phone if r else None,
+                         s.campaign_timezone)
+    until = quiet_until(s.now, zone, s.quiet_hours.start, s.quiet_hours.end)
+    if until is None:
+        return None
+    return Skip(SkipReason.QUIET_HOURS) if s.quiet_hours.mode == "skip" else Defer(until)
+
+
+def _frequency_cap(s: Situation) -> Decision | None:
+    cap = s.frequency_cap
+    if cap is None or s.sends_in_cap_window is None or not applies_to(cap, s.channel):
+        return None
+    return Skip(SkipReason.FREQUENCY_CAP) if s.sends_in_cap_window >= cap.max else None
+
+
+REACH: Sequence[Guard] = (_address, _suppressed, _consent)
+GUARDS: Sequence[Guard] = (_converted, *REACH, _quiet_hours, _frequency_cap)
+# What a message planned ahead (campaign preview) will meet at its time: a conversion and
+# the cap depend on what happens before it, so the plan assumes neither.
+PLANNED: Sequence[Guard] = (*REACH, _quiet_hours)
+
+
+def decide(s: Situation, guards: Sequence[Guard] = GUARDS) -> Decision:
+    for guard in guards:
+        decision = guard(s)
+        if decision is not None:
+            return decision
+    assert s.address is not None  # _address is always among the guards
+    return Send(s.address)
+
+
+def reachable(recipient: Recipient | None, now: datetime,
+              channels: Sequence[str] = CHANNELS) -> set[str]:
+    """The channels on which this customer can be messaged at all (address, not
+    suppressed, consent) — what channel ordering sorts by."""
+    return {ch for ch in channels
+            if isinstance(decide(Situation(ch, recipient, now), REACH), Send)}

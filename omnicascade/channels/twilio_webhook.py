@@ -1,0 +1,84 @@
+"""Twilio's callbacks to /webhooks/twilio, verified by X-Twilio-Signature (HMAC over the URL
+Twilio called and the form fields): message status callbacks (?delivery=<opaque id>) and
+incoming messages (STOP / START keywords)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from twilio.request_validator import RequestValidator, get_signature_algorithm
+
+from omnicascade.channels.feedback import (
+    NOT_CONFIGURED,
+    Feedback,
+    FeedbackOutcome,
+    WebhookRefused,
+    WebhookReply,
+    WebhookRequest,
+    content_id,
+)
+from omnicascade.channels.twilio_sms import DEAD_NUMBER, TwilioSettings
+from omnicascade.config import Settings
+
+TWIML_OK = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+STOP_WORDS = {"STOP", "STOPALL", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT",
+              "OPTOUT", "REVOKE"}
+START_WORDS = {"START", "YES", "UNSTOP", "OPTIN"}
+
+
+def twilio_item(params: dict[str, str], delivery_id: str | None) -> Feedback:
+    sid = params.get("MessageSid") or params.get("SmsSid") or ""
+    status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
+    if status == "received" or (not delivery_id and "Body" in params):
+        word = (params.get("OptOutType") or params.get("Body") or "").strip().upper()
+        sender = params.get("From", "")
+        item = Feedback("twilio", "inbound", f"twilio:{sid}" if sid else
+                        content_id("twilio", params), data={"from": sender, "body": word[:40]})
+        if word in STOP_WORDS:
+            item.event, item.suppress = "inbound_stop", ("sms", sender, "stop")
+        elif word in START_WORDS:
+            item.event, item.lift = "inbound_start", ("sms", sender, ("stop", "unsubscribed"))
+        return item
+    item = Feedback("twilio", status[:32] or "status", f"twilio:{sid}:{status}" if sid else
+                    content_id("twilio", params), delivery_id=(delivery_id or "")[:160] or None,
+                    data=dict(params))
+    if status in ("failed", "undelivered"):
+        code = int(params["ErrorCode"]) if params.get("ErrorCode", "").isdigit() else None
+        item.fail = f"sms {status}" + (f" (Twilio {code})" if code else "")
+        if code in DEAD_NUMBER:
+            item.suppress = ("sms", params.get("To"), DEAD_NUMBER[code][0])
+    return item
+
+
+class TwilioWebhook:
+    name = "twilio"
+
+    def __init__(self, config: TwilioSettings):
+        self.config = config
+
+    @classmethod
+    def from_env(cls, settings: Settings) -> TwilioWebhook:
+        return cls(TwilioSettings())
+
+    def parse(self, request: WebhookRequest) -> list[Feedback]:
+        signature = request.header("X-Twilio-Signature")
+        if not signature:
+            raise WebhookRefused(401, "missing X-Twilio-Signature header")
+        if not self.config.auth_token:
+            raise WebhookRefused(403, f"cannot verify: {NOT_CONFIGURED} "
+                                      f"OMNICASCADE_TWILIO_AUTH_TOKEN")
+        try:
+            params: dict[str, str] | None = dict(parse_qsl(request.body.decode(),
+                                                           keep_blank_values=True))
+        except UnicodeDecodeError:
+            params = None
+        algorithm = get_signature_algorithm(request.header("X-Twilio-Webhooks-Signature-Settings"))
+        validator = RequestValidator(self.config.auth_token)
+        if params is None or not any(validator.validate(url, params, signature, algorithm)
+                                     for url in request.urls):
+            raise WebhookRefused(403, "Twilio signature does not match (is "
+                                      "OMNICASCADE_PUBLIC_URL the URL Twilio calls?)")
+        return [twilio_item(params, request.query.get("delivery"))]
+
+    def reply(self, items: list[Feedback], outcome: FeedbackOutcome) -> WebhookReply:
+        return WebhookReply(TWIML_OK, media_type="application/xml")

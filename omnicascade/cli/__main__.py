@@ -1,0 +1,4 @@
+"""`python -m omnicascade.cli`."""
+from omnicascade.cli.main import main
+
+main()

@@ -1,0 +1,109 @@
+"""`omnicascade campaign …`: validate, preview and launch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from omnicascade.cli import display
+
+if TYPE_CHECKING:  # imported lazily at run time (see common.py)
+    from omnicascade.campaign.load import LoadedCampaign
+
+from omnicascade.cli.common import JSON, UserError, campaign_app, db_url, reading, settings
+
+
+def _load(file: Path) -> LoadedCampaign:
+    from omnicascade.campaign.load import load_campaign
+    return load_campaign(file)
+
+
+@campaign_app.command("validate")
+def campaign_validate(file: Path, as_json: bool = JSON) -> None:
+    """Check a campaign YAML and its templates; writes nothing."""
+    loaded = _load(file)
+    if as_json:
+        display.print_json({"campaign": loaded.spec.campaign, "valid": True,
+                            "steps": len(loaded.spec.steps), "notes": loaded.notes})
+        return
+    display.console.print(f"[green]✓[/] {file}: campaign '{loaded.spec.campaign}' is valid "
+                          f"({len(loaded.spec.steps)} steps, "
+                          f"{len(loaded.spec.after_conversion)} after conversion)")
+    for note in loaded.notes:
+        display.console.print(f"  note: {note}")
+
+
+@campaign_app.command("launch")
+def campaign_launch(file: Path,
+                    audience: Path | None = typer.Option(None, help="CSV or JSONL audience."),
+                    time_scale: float = typer.Option(1.0, help="Compress every wait by this "
+                                                     "factor (rehearsals/demos).", min=1.0),
+                    as_json: bool = JSON) -> None:
+    """Launch a run: enroll the audience, or listen for the trigger event. Prints the run id."""
+    from omnicascade.cascade.launch import launch, read_audience
+    loaded = _load(file)
+    if audience is None and loaded.spec.trigger is None:
+        raise UserError(f"{file}: this campaign has no trigger, so it needs --audience FILE")
+    people = read_audience(audience) if audience else []
+    s = settings()
+    db_url(s)
+    if as_json or len(people) < 200:
+        result = asyncio.run(launch(loaded, s, audience=people, time_scale=time_scale))
+    else:
+        from rich.progress import Progress
+        with Progress(console=display.err_console) as bar:
+            task = bar.add_task("enrolling", total=None)
+            result = asyncio.run(launch(
+                loaded, s, audience=people, time_scale=time_scale,
+                on_start=lambda n: bar.update(task, total=n),
+                on_progress=lambda n: bar.advance(task, n)))
+    if as_json:
+        display.print_json(result.json())
+        return
+    listening = f"; listening for '{loaded.spec.trigger.event}' events" if loaded.spec.trigger \
+        else ""
+    display.console.print(f"launched {result.campaign}: {result.enrolled} enrolled, "
+                          f"{result.excluded} excluded (already converted){listening}")
+    for note in result.notes:
+        display.console.print(f"  note: {note}")
+    print(result.run_id)
+
+
+@campaign_app.command("preview")
+def campaign_preview(file: Path,
+                     customer: str | None = typer.Option(None, help="Customer id."),
+                     audience: Path | None = typer.Option(None, help="Summarise an audience "
+                                                             "file instead (CSV/JSONL)."),
+                     event: str | None = typer.Option(None, help="Trigger data as JSON."),
+                     as_json: bool = JSON) -> None:
+    """Render every message for a customer, or summarise an audience; sends and writes
+    nothing."""
+    from omnicascade.cascade.preview import preview, preview_audience
+    loaded = _load(file)
+    if (customer is None) == (audience is None):
+        raise UserError("give exactly one of --customer ID or --audience FILE")
+    try:
+        data = json.loads(event) if event else None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--event is not valid JSON: {exc}") from None
+    s = settings()
+    if audience is not None:
+        from omnicascade.customers.importer import parse_customer_file
+        people = parse_customer_file(audience)
+        with reading(s) as db:
+            summary = preview_audience(loaded, people, session=db, settings=s)
+        display.print_json(summary) if as_json else display.audience_summary(summary)
+        return
+    assert customer is not None  # exactly one of --customer / --audience (checked above)
+    with reading(s) as db:
+        items = preview(loaded, customer, session=db, settings=s, event=data)
+    if as_json:
+        display.print_json(items)
+    else:
+        display.preview_messages(items)
+    if any("error" in m for m in items):
+        raise typer.Exit(1)

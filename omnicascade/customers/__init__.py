@@ -1,0 +1,1 @@
+"""Customers: the customer model and import, consent and suppression, quiet hours, signed links."""

@@ -1,0 +1,126 @@
+"""Customers: the upsert model shared by the API and file import (customers/importer.py),
+and the repository functions over the customers table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from omnicascade.db.models import ConversionEvent, Customer, utcnow
+from omnicascade.db.query import chunks, scalars_in
+from omnicascade.validation import storable, time_zone
+from omnicascade.vocabulary import Channel
+
+# The customer column that holds each channel's address.
+ADDRESS_FIELD = {"email": "email", "sms": "phone", "telegram": "telegram_chat_id",
+                 "push": "push_token"}
+
+
+def address_for(customer: Customer | None, channel: str) -> str | None:
+    """The customer's address on a channel (None: no customer, or no address there)."""
+    return getattr(customer, ADDRESS_FIELD[channel], None) if customer is not None else None
+
+
+CORE_FIELDS = ("id", "email", "phone", "telegram_chat_id", "push_token", "timezone", "locale")
+
+
+class CustomerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    _storable = field_validator("*")(storable)  # what PostgreSQL can store, too
+
+    id: str = Field(min_length=1, max_length=255)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    telegram_chat_id: str | None = Field(default=None, max_length=64)
+    push_token: str | None = Field(default=None, max_length=4096)
+    timezone: str | None = None
+    locale: str | None = Field(default=None, max_length=35)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    # Per-channel consent, e.g. {"sms": false}. CSV: consent_email, consent_sms, … columns.
+    consents: dict[Channel, bool] | None = None
+
+    @field_validator("email", "phone", "telegram_chat_id", "push_token", "timezone", "locale",
+                     mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = str(v)
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and ("@" not in v or v.startswith("@") or v.endswith("@") or " " in v):
+            raise ValueError(f"{v!r} is not an email address")
+        return v
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        if v is not None:
+            digits = v.replace(" ", "").replace("-", "").replace("(", "").replace(")", "")
+            if not (digits.startswith("+") and digits[1:].isdigit() and 8 <= len(digits) <= 16):
+                raise ValueError(f"{v!r} is not a phone number in international format "
+                                 f"(e.g. +4915112345678)")
+            return digits
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        return time_zone(v)
+
+
+def upsert_customers(customers: list[CustomerIn], *, session: Session) -> tuple[int, int]:
+    """Insert new customers, update given fields of existing ones. Returns (created, updated)."""
+    created = updated = 0
+    now = utcnow()
+    for batch in chunks(customers):
+        existing = {c.id: c for c in session.scalars(
+            select(Customer).where(Customer.id.in_([c.id for c in batch])))}
+        for c in batch:
+            fields = c.model_dump(exclude_unset=True, exclude={"id", "attributes", "consents"})
+            row = existing.get(c.id)
+            if row is None:
+                session.add(Customer(id=c.id, attributes=dict(c.attributes), created_at=now,
+                                     updated_at=now, consents=dict(c.consents or {}),
+                                     **fields))
+                created += 1
+            else:
+                for key, value in fields.items():
+                    setattr(row, key, value)
+                if c.attributes:
+                    row.attributes = {**(row.attributes or {}), **c.attributes}
+                if c.consents:
+                    row.consents = {**(row.consents or {}), **cast(dict[str, Any], c.consents)}
+                row.updated_at = now
+                updated += 1
+        session.flush()
+    return created, updated
+
+
+def customer_dict(row: Customer) -> dict[str, Any]:
+    return {"id": row.id, "email": row.email, "phone": row.phone,
+            "telegram_chat_id": row.telegram_chat_id, "push_token": row.push_token,
+            "timezone": row.timezone, "locale": row.locale,
+            "attributes": dict(row.attributes or {}), "consents": dict(row.consents or {})}
+
+
+def customer_orders(customer_id: str, *, session: Session) -> list[dict[str, Any] | None]:
+    """The `data` of every conversion of this customer, oldest first (order history)."""
+    return list(session.scalars(select(ConversionEvent.data).where(
+        ConversionEvent.customer_id == customer_id).order_by(ConversionEvent.occurred_at)))
+
+
+def load_customers(ids: Sequence[str], *, session: Session) -> dict[str, Customer]:
+    return {c.id: c for c in scalars_in(
+        session, lambda chunk: select(Customer).where(Customer.id.in_(chunk)), ids)}

@@ -1,0 +1,1 @@
+"""Processes: the worker, the embedded server, the scaled deployment pieces, the demo."""
