@@ -117,6 +117,8 @@ class Delivery(Base):
     cost: Mapped[float | None] = mapped_column(Float)  # unit cost × segments, at send time
     deferred_until: Mapped[datetime | None] = mapped_column(DateTime)  # quiet hours
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The moment the last guard passed and the provider was called (the final claim).
+    sending_at: Mapped[datetime | None] = mapped_column(DateTime)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     # A provider reported this cascade step failed after accepting it and its cascade has not
     # been told yet: set with the failure, cleared once signalled (the reconciler retries).
