@@ -194,7 +194,8 @@ async def post_conversion(http: httpx.AsyncClient, secret: str, customer: str,
     body = json.dumps({"event_id": event_id, "type": "order_placed",
                        "customer_id": customer}).encode()
     r = await http.post("/v1/conversions", content=body, headers={
-        HEADER: sign(secret, body), "content-type": "application/json"})
+        HEADER: sign(secret, "POST", "/v1/conversions", body),
+        "content-type": "application/json"})
     r.raise_for_status()
     return time.time()
 

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8787
     public_url: str | None = None  # base for links in messages (unsubscribe); default: API
+    # Proxies whose X-Forwarded-For/-Proto uvicorn may believe (comma-separated IPs or
+    # networks); empty: forwarded headers are ignored, whoever sends them.
+    trusted_proxies: str = ""
     webhook_secret: str | None = None
     signature_tolerance_s: int = 300
     max_body_bytes: int = 1_000_000
@@ -69,6 +72,11 @@ class Settings(BaseSettings):
     send_max_attempts: int = 10
     send_initial_retry_s: float = 1.0
     signal_timeout_s: float = 5.0
+    # A send held by a paused run is checked again after pause_recheck_s, then after twice
+    # as long each time up to pause_recheck_max_s (besides at once on resume): a lost resume
+    # signal delays a held send by at most that; a long pause costs a few checks a day.
+    pause_recheck_s: float = Field(default=300.0, gt=0)
+    pause_recheck_max_s: float = Field(default=21_600.0, gt=0)
     start_concurrency: int = 64
     # Worker sizing. Workflows kept in the worker's sticky cache skip a history replay on
     # their next task; with more customers in flight than this, evicted ones replay. The
@@ -154,6 +162,18 @@ class Settings(BaseSettings):
 
     def link_base_url(self) -> str:
         return (self.public_url or self.api_base_url()).rstrip("/")
+
+    def public_base_url(self) -> str:
+        """Where providers call this API, from configuration only (never from a request's
+        Host or X-Forwarded-* headers): OMNICASCADE_PUBLIC_URL, else the address the API is
+        bound to (api_host, api_port)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
+        return f"http://{host}:{self.api_port}"
+
+    def trusted_proxy_list(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     def resolved_webhook_secret(self, create: bool = False) -> str:
         """The HMAC secret: from the environment, else the one generated in the state dir."""

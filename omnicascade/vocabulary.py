@@ -23,9 +23,17 @@ class Phase(StrEnum):
 
 
 class RunStatus(StrEnum):
-    LISTENING = "listening"    # a trigger campaign enrolling on its events
+    LISTENING = "listening"    # a trigger campaign's live version, enrolling on its events
     RUNNING = "running"        # an audience launch whose cascades are under way
-    STOPPED = "stopped"
+    PAUSED = "paused"          # no message goes out; sends are held until resumed
+    DRAINING = "draining"      # enrolls nobody; cascades in flight finish normally
+    STOPPED = "stopped"        # enrolls nobody; no message starts
+    SUPERSEDED = "superseded"  # a newer version listens; cascades in flight finish here
+    COMPLETED = "completed"    # an audience launch whose cascades have all ended
+
+
+# Runs that take trigger events (a paused version still stores and enrolls them).
+ENROLLING_RUN = frozenset({RunStatus.LISTENING, RunStatus.PAUSED})
 
 
 class EnrollmentStatus(StrEnum):
@@ -33,6 +41,8 @@ class EnrollmentStatus(StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"    # every step done, no conversion
     CONVERTED = "converted"
+    STOPPED = "stopped"        # its run was stopped, or replaced (exit_reason says which)
+    EXITED = "exited"          # an exit event ended it; not a conversion
     EXCLUDED = "excluded"      # never started (exit_reason says why)
 
 
@@ -66,6 +76,8 @@ class SkipReason(StrEnum):
     NO_CONSENT = "no_consent"
     QUIET_HOURS = "quiet_hours"
     FREQUENCY_CAP = "frequency_cap"
+    STOPPED = "stopped"        # the run was stopped, or the cascade stopped or exited
+    PAUSED = "paused"          # a deferral, not a skip: the run is paused, the send is held
 
 
 SKIP_LABELS = {
@@ -75,4 +87,6 @@ SKIP_LABELS = {
     SkipReason.NO_CONSENT: "no consent",
     SkipReason.QUIET_HOURS: "quiet hours",
     SkipReason.FREQUENCY_CAP: "frequency cap",
+    SkipReason.STOPPED: "stopped",
+    SkipReason.PAUSED: "paused",
 }

@@ -3,18 +3,22 @@
 Order matters and is the whole point of this module:
 1. the delivery ledger says whether this step already happened (promise 2);
 2. the send-time guards decide Send / Skip / Defer (cascade/decision.py): a conversion
-   since entry, a missing or suppressed address, no consent, quiet hours, the cap;
+   since entry, a stopped run or ended cascade, a paused run (held), a missing or
+   suppressed address, no consent, quiet hours, the cap;
 3. the message is rendered outside any database transaction (a slow template holds no
    lock that a conversion would wait for);
-4. the guards decide again in the short transaction that commits the row as `sending`,
-   right before the provider call; a retry that finds `sending` marks it `unknown` and
-   never resends.
+4. the provider's pacing slot is waited for (channels/ratelimit.py);
+5. the guards decide again in the short transaction that commits the row as `sending`
+   (and stamps `sending_at`) right before the provider call, so nothing slow sits between
+   the last guard and the send; a retry that finds `sending` marks it `unknown` and never
+   resends.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -37,7 +41,13 @@ from omnicascade.campaign.templates.helpers import favorite_product
 from omnicascade.campaign.templates.render import RenderError, build_context, render_message
 from omnicascade.campaign.variants import variant_promo
 from omnicascade.cascade.decision import Decision, Defer, Send, Skip, decide
-from omnicascade.channels.base import Channel, Message, PermanentSendError, RetryableSendError
+from omnicascade.channels.base import (
+    Channel,
+    Message,
+    PermanentSendError,
+    RetryableSendError,
+    pace,
+)
 from omnicascade.channels.telegram_link import link_for_templates, uses_telegram_link
 from omnicascade.config import Settings
 from omnicascade.customers.links import unsubscribe_url
@@ -47,6 +57,10 @@ from omnicascade.vocabulary import DeliveryStatus, SkipReason
 from omnicascade.workflows.types import ACTIVITY_DELIVER, DeliverInput, DeliverResult, StepPlan
 
 T = TypeVar("T")
+# Rendering is CPU work under the GIL: one thread per process, so a burst of slow templates
+# (each bounded by the render budget) cannot starve the event loop that serves the API
+# and the worker in the same process. An ordinary message renders in about a millisecond.
+RENDERING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
 
 
 def _clock() -> datetime:
@@ -62,9 +76,10 @@ def _clock() -> datetime:
 
 
 def record_decision(facts: Facts, decision: Decision, *, session: Session) -> DeliverResult:
-    """Write a Skip or a Defer to the ledger."""
+    """Write a Skip or a Defer (quiet hours, or held while the run is paused) to the
+    ledger."""
     if isinstance(decision, Defer):
-        result = record(facts, DeliveryStatus.DEFERRED, SkipReason.QUIET_HOURS,
+        result = record(facts, DeliveryStatus.DEFERRED, decision.reason,
                         session=session, deferred_until=decision.until)
         if result.status == DeliveryStatus.DEFERRED:
             result.defer_until = decision.until.isoformat()
@@ -97,6 +112,13 @@ def compose(facts: Facts, step: StepPlan, enrollment_id: str, settings: Settings
         step=step.key, campaign=spec.campaign, unsubscribe_url=unsub)
 
 
+def _retry(exc: RetryableSendError) -> ApplicationError:
+    """Temporal retries the activity, after the provider's delay when it gave one."""
+    return ApplicationError(f"not sent, will retry: {exc.reason}",
+                            next_retry_delay=timedelta(seconds=exc.retry_after)
+                            if exc.retry_after else None)
+
+
 class DeliverActivities:
     def __init__(self, settings: Settings, channels: dict[str, Channel]):
         self.settings = settings
@@ -123,12 +145,15 @@ class DeliverActivities:
         if inp.completes and result.status != DeliveryStatus.DEFERRED:
             # The cascade ends with this step: record it here and spare the workflow a
             # separate finish activity (a retry lands here again, so it cannot be lost).
-            await self._db(complete_enrollment, inp.enrollment_id)
+            await self._db(complete_enrollment, inp.enrollment_id,
+                           stopped=result.status == DeliveryStatus.SKIPPED
+                           and result.reason == SkipReason.STOPPED)
         return result
 
     async def _deliver(self, inp: DeliverInput) -> DeliverResult:
         now = _clock()
-        facts = await self._read(load_facts, inp, now)
+        recheck = self.settings.pause_recheck_s
+        facts = await self._read(load_facts, inp, now, recheck_s=recheck)
         if facts.stored is not None:
             return facts.stored
         if facts.row_status == DeliveryStatus.SENDING:
@@ -141,14 +166,19 @@ class DeliverActivities:
             if uses_telegram_link(facts.templates):  # a one-time token: a (rare) write
                 link = await self._db(link_for_templates, facts.templates,
                                       str(facts.base["customer_id"]))
-            message = await asyncio.to_thread(compose, facts, inp.step, inp.enrollment_id,
-                                              self.settings, link)
+            message = await asyncio.get_running_loop().run_in_executor(
+                RENDERING, compose, facts, inp.step, inp.enrollment_id, self.settings, link)
         except RenderError as exc:
             return await self._db(record, facts, DeliveryStatus.FAILED, f"template: {exc}")
         try:
-            facts, last = await self._db(claim, inp, now)
+            await pace(self.channels[message.channel], message)
+        except RetryableSendError as exc:  # the slot is far off: come back for it
+            await self._db(record, facts, DeliveryStatus.RETRYING, exc.reason)
+            raise _retry(exc) from None
+        try:
+            facts, last = await self._db(claim, inp, now, recheck_s=recheck)
         except IntegrityError:  # a concurrent attempt inserted the row first: re-read it
-            facts, last = await self._db(claim, inp, now)
+            facts, last = await self._db(claim, inp, now, recheck_s=recheck)
         if isinstance(last, DeliverResult):
             return last
         if not isinstance(last, Send):
@@ -164,9 +194,7 @@ class DeliverActivities:
         except RetryableSendError as exc:
             await self._db(finish, message.delivery_id, DeliveryStatus.RETRYING, exc.reason,
                            channel.provider, None)
-            raise ApplicationError(f"not sent, will retry: {exc.reason}",
-                                   next_retry_delay=timedelta(seconds=exc.retry_after)
-                                   if exc.retry_after else None) from None
+            raise _retry(exc) from None
         except PermanentSendError as exc:
             return await self._db(finish, message.delivery_id, DeliveryStatus.FAILED,
                                   exc.reason, channel.provider, None,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from temporalio.exceptions import ApplicationError
 
@@ -28,11 +28,12 @@ from omnicascade.cascade.decision import (
     applies_to,
     decide,
 )
+from omnicascade.cascade.entries import converted_since
 from omnicascade.cascade.plan import run_spec
 from omnicascade.customers.consent import forget_address, load_suppressed, suppress
 from omnicascade.customers.model import customer_dict, customer_orders
-from omnicascade.db.models import ConversionEvent, Customer, Delivery, Enrollment, Run, utcnow
-from omnicascade.vocabulary import SETTLED, DeliveryStatus, EnrollmentStatus, Phase
+from omnicascade.db.models import Customer, Delivery, Enrollment, Run, utcnow
+from omnicascade.vocabulary import SETTLED, DeliveryStatus, EnrollmentStatus, Phase, RunStatus
 from omnicascade.workflows.types import DeliverInput, DeliverResult
 
 DIED_MID_CALL = "attempt died during the provider call; not resent"
@@ -63,13 +64,8 @@ def result_of(row: Delivery) -> DeliverResult:
 
 
 def converted_since_enrollment(enrollment: Enrollment, *, session: Session) -> bool:
-    if not enrollment.conversion_events:
-        return False
-    since = enrollment.enrolled_at - timedelta(seconds=enrollment.lookback_s)
-    return bool(session.scalar(select(exists().where(
-        ConversionEvent.customer_id == enrollment.customer_id,
-        ConversionEvent.type.in_(enrollment.conversion_events),
-        ConversionEvent.occurred_at >= since))))
+    """A conversion that ends this cascade (cascade/entries.py: keys respected)."""
+    return converted_since(enrollment, session=session)
 
 
 def sends_in_window(spec: CampaignSpec, customer_id: str, delivery_id: str, channel: str,
@@ -91,13 +87,21 @@ def sends_in_window(spec: CampaignSpec, customer_id: str, delivery_id: str, chan
     return int(session.scalar(q) or 0)
 
 
+# The cascade itself was ended (its run stopped, its version replaced, an exit event).
+ENDED_EARLY = frozenset({EnrollmentStatus.STOPPED, EnrollmentStatus.EXITED})
+
+
 def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
-               lock: bool = False) -> Facts:
-    """`now` (naive UTC) is the workflow's clock for quiet hours (see deliver._clock)."""
+               lock: bool = False, recheck_s: float = 300.0) -> Facts:
+    """`now` (naive UTC) is the workflow's clock for quiet hours (see deliver._clock).
+    The run's and the enrollment's status are read here too: a stopped run or an ended
+    cascade skips the step, a paused run holds it for up to `recheck_s`."""
     step = inp.step
     delivery_id = f"{inp.enrollment_id}:{step.key}"
     row = session.get(Delivery, delivery_id)
-    enrollment = session.get(Enrollment, inp.enrollment_id)
+    # The last guard (claim) locks the enrollment (PostgreSQL; SQLite serialises every
+    # write): a conversion being recorded for it either committed first, or waits for us.
+    enrollment = session.get(Enrollment, inp.enrollment_id, with_for_update=lock or None)
     if enrollment is None:
         raise ApplicationError(f"enrollment {inp.enrollment_id} not found", non_retryable=True)
     run = session.get(Run, enrollment.run_id)
@@ -118,6 +122,8 @@ def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
         step.channel, Recipient.of(customer, suppressed), now.replace(tzinfo=UTC),
         converted=step.phase == Phase.CASCADE
         and converted_since_enrollment(enrollment, session=session),
+        stopped=run.status == RunStatus.STOPPED or enrollment.status in ENDED_EARLY,
+        paused=run.status == RunStatus.PAUSED, recheck=timedelta(seconds=recheck_s),
         quiet_hours=spec.quiet_hours, campaign_timezone=spec.timezone,
         frequency_cap=spec.frequency_cap,
         sends_in_cap_window=sends_in_window(spec, enrollment.customer_id, delivery_id,
@@ -160,11 +166,12 @@ def mark_unknown(delivery_id: str, *, session: Session) -> DeliverResult:
     return result_of(row)
 
 
-def claim(inp: DeliverInput, now: datetime, *, session: Session
+def claim(inp: DeliverInput, now: datetime, *, session: Session, recheck_s: float = 300.0
           ) -> tuple[Facts, Decision | DeliverResult]:
-    """The last guard: decide again on fresh facts and, if the answer is still Send, commit
-    the row as `sending` (the caller calls the provider right after the commit)."""
-    facts = load_facts(inp, now, session=session, lock=True)
+    """The last guard: decide again on fresh facts (a conversion, a stop or a pause that
+    committed while the message was rendering included) and, if the answer is still Send,
+    commit the row as `sending` (the caller calls the provider right after the commit)."""
+    facts = load_facts(inp, now, session=session, lock=True, recheck_s=recheck_s)
     if facts.stored is not None:
         return facts, facts.stored
     if facts.row_status == DeliveryStatus.SENDING:
@@ -177,6 +184,7 @@ def claim(inp: DeliverInput, now: datetime, *, session: Session
         row = Delivery(**facts.base)
         session.add(row)
     row.status, row.reason, row.to_address = DeliveryStatus.SENDING, None, facts.situation.address
+    row.sending_at = utcnow()
     row.attempts = (row.attempts or 0) + 1
     session.flush()
     return facts, decision
@@ -204,5 +212,12 @@ def finish(delivery_id: str, status: DeliveryStatus, reason: str | None, provide
     return result_of(row)
 
 
-def complete_enrollment(enrollment_id: str, *, session: Session) -> None:
-    lifecycle.finish(enrollment_id, EnrollmentStatus.COMPLETED, session=session)
+def complete_enrollment(enrollment_id: str, *, session: Session,
+                        stopped: bool = False) -> None:
+    """The cascade's last step is done: completed, or stopped when the send-time guard
+    found its run stopped (a no-op for a cascade the stop already ended)."""
+    if stopped:
+        lifecycle.finish(enrollment_id, EnrollmentStatus.STOPPED, session=session,
+                         exit_reason=RunStatus.STOPPED.value)
+    else:
+        lifecycle.finish(enrollment_id, EnrollmentStatus.COMPLETED, session=session)

@@ -1,4 +1,5 @@
-"""finish_enrollment: write how a cascade ended (completed, or converted) to the database."""
+"""finish_enrollment: write how a cascade ended (completed, converted, stopped or exited) to
+the database; a no-op where the database already says it ended."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ class RecordActivities:
         self.settings = settings
 
     def _finish(self, inp: FinishInput) -> None:
+        status = EnrollmentStatus(inp.status)
+        converted = status == EnrollmentStatus.CONVERTED
         with session_scope(self.settings.db_url) as session:
-            lifecycle.finish(inp.enrollment_id, EnrollmentStatus(inp.status), session=session,
-                             conversion_event_id=inp.reason)
+            lifecycle.finish(inp.enrollment_id, status, session=session,
+                             conversion_event_id=inp.reason if converted else None,
+                             exit_reason=None if converted else inp.reason)
 
     @activity.defn(name=ACTIVITY_FINISH)
     async def finish_enrollment(self, inp: FinishInput) -> None:

@@ -1,5 +1,6 @@
-"""The FastAPI application: thin routes over plain functions (routes.py, unsubscribe.py,
-webhooks.py). Every write is signed (signature.py); errors are JSON `{"detail": …}`."""
+"""The FastAPI application: thin routes over plain functions (routes.py, runs.py,
+unsubscribe.py, webhooks.py). Every write is signed (signature.py); errors are JSON
+`{"detail": …}`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
-from omnicascade.api import routes, unsubscribe, webhooks
+from omnicascade.api import routes, runs, unsubscribe, webhooks
 from omnicascade.api.http import ApiError
 from omnicascade.cascade.temporal import LazyClient
 from omnicascade.config import Settings
@@ -57,6 +58,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
 
     app.include_router(routes.router)
+    app.include_router(runs.router)
     app.include_router(unsubscribe.router)
     app.include_router(webhooks.router)
     return app

@@ -1,16 +1,25 @@
 """The shop's API: customers, trigger events, conversions, health. Each route verifies and
-parses, calls one plain function, and answers; no business logic here."""
+parses (signed_json), calls one plain function in the transaction that uses its signature
+up (signed_transaction), and answers; no business logic here."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from omnicascade.api.http import ApiError, body_schema, settings_of, signed_json
+from omnicascade.api.http import (
+    ApiError,
+    body_schema,
+    settings_of,
+    signed_json,
+    signed_transaction,
+)
 from omnicascade.cascade.conversions import (
     ConversionIn,
     ConversionOutcome,
@@ -18,7 +27,14 @@ from omnicascade.cascade.conversions import (
     record_conversion,
     tell_cascades,
 )
-from omnicascade.cascade.events import EventIn, UnknownCustomer, process_event, store_event
+from omnicascade.cascade.events import (
+    EventIn,
+    UnknownCustomer,
+    process_event,
+    store_event,
+    stored_answer,
+)
+from omnicascade.cascade.events import answer as event_answer
 from omnicascade.customers.model import CustomerIn, upsert_customers
 from omnicascade.db.session import session_scope
 
@@ -42,48 +58,41 @@ async def health(request: Request) -> dict[str, Any]:
 @router.post("/v1/customers", tags=["customers"], openapi_extra=body_schema(CustomerIn),
              responses={200: {"description": "created or updated"}})
 async def put_customer(request: Request) -> dict[str, Any]:
-    data: CustomerIn = await signed_json(request, CustomerIn)
-
-    def tx() -> tuple[int, int]:
-        with session_scope(_db(request)) as session:
-            return upsert_customers([data], session=session)
-    created, _ = await run_in_threadpool(tx)
-    return {"id": data.id, "created": bool(created)}
+    body = await signed_json(request, CustomerIn)
+    created, _ = await signed_transaction(
+        request, body, lambda session: upsert_customers([body.data], session=session))
+    return {"id": body.data.id, "created": bool(created)}
 
 
 @router.post("/v1/events", tags=["events"], status_code=202, openapi_extra=body_schema(EventIn),
              responses={200: {"description": "duplicate event_id: no new effect"}})
 async def post_event(request: Request) -> JSONResponse:
-    data: EventIn = await signed_json(request, EventIn)
-    settings = settings_of(request)
+    body = await signed_json(request, EventIn)
+    data, settings = body.data, settings_of(request)
 
-    def tx() -> tuple[bool, int]:
-        with session_scope(_db(request)) as session:
-            row, duplicate = store_event(data, session=session)
-            return duplicate, row.enrolled
+    def work(session: Session) -> tuple[bool, dict[str, Any]]:
+        row, duplicate = store_event(data, session=session)
+        return duplicate, event_answer(row)  # a repeat answers what was stored
     try:
-        duplicate, enrolled = await run_in_threadpool(tx)
+        duplicate, answer = await signed_transaction(request, body, work)
     except UnknownCustomer as exc:
         raise ApiError(422, str(exc)) from None
     if not duplicate:
         client = await request.app.state.temporal.get()
         if client is not None:  # otherwise the worker's reconciler processes it shortly
-            enrolled = await process_event(client, settings, data.event_id)
-    body = {"event_id": data.event_id, "customer_id": data.customer_id, "enrolled": enrolled}
-    return JSONResponse(body, status_code=200 if duplicate else 202)
+            await process_event(client, settings, data.event_id)
+            answer = await asyncio.to_thread(stored_answer, settings.db_url, data.event_id)
+    return JSONResponse(answer, status_code=200 if duplicate else 202)
 
 
 @router.post("/v1/conversions", tags=["conversions"], status_code=202,
              openapi_extra=body_schema(ConversionIn),
              responses={200: {"description": "duplicate event_id: same body, no new effect"}})
 async def post_conversion(request: Request) -> JSONResponse:
-    data: ConversionIn = await signed_json(request, ConversionIn)
-
-    def tx() -> ConversionOutcome:
-        with session_scope(_db(request)) as session:
-            return record_conversion(data, session=session)
-    try:
-        outcome = await run_in_threadpool(tx)  # committed before any signal (promise 1)
+    body = await signed_json(request, ConversionIn)
+    try:  # committed before any signal (promise 1)
+        outcome: ConversionOutcome = await signed_transaction(
+            request, body, lambda session: record_conversion(body.data, session=session))
     except ConversionRejected as exc:
         raise ApiError(422, str(exc)) from None
     if outcome.to_signal:

@@ -1,39 +1,71 @@
-"""Stripe-style request signing: `X-Omnicascade-Signature: t=<unix>,v1=<hex hmac>` where the
-HMAC-SHA256 is over "<t>.<raw body>". Compared in constant time; stale timestamps refused."""
+"""Request signing, v2: `X-Omnicascade-Signature: t=<unix seconds>,v2=<hex mac>` where the
+mac is HMAC-SHA256, keyed with OMNICASCADE_WEBHOOK_SECRET, over "<t>.<METHOD>.<path>.<raw
+body>" (METHOD upper-case, path as sent with any `?query`): a body signed for one route or
+method is refused on every other. Compared in constant time; a `t` more than the tolerance
+away from the server's clock is refused; each signature takes effect once (replay.py).
+The old v1 form (t + body only) is refused with a message that says how to sign now."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import time
+from dataclasses import dataclass
 
 HEADER = "X-Omnicascade-Signature"
+V1_REFUSED = ('v1 signatures (t + body only) are no longer accepted: sign '
+              '"<t>.<METHOD>.<path>.<body>" with HMAC-SHA256 and send it as '
+              f'{HEADER}: t=<t>,v2=<hex>; see README, HTTP API')
 
 
-def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+class SignatureError(ValueError):
+    """Why a signature is refused: the 401's message."""
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A verified signature: its timestamp and the v2 value that matched."""
+    t: int
+    mac: str
+
+
+def _mac(secret: str, t: int | str, method: str, path: str, body: bytes) -> str:
+    signed = f"{t}.{method.upper()}.{path}.".encode() + body
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, method: str, path: str, body: bytes, timestamp: int | None = None) -> str:
+    """The header value for one request: `path` as sent, e.g. "/v1/events" (with "?query"
+    if there is one), never a full URL."""
+    if not path.startswith("/"):
+        raise ValueError(f"sign the request path as sent (e.g. /v1/events), not {path!r}")
     t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
+    return f"t={t},v2={_mac(secret, t, method, path, body)}"
 
 
-def verify(secret: str, header: str | None, body: bytes, tolerance_s: int = 300,
-           now: float | None = None) -> str | None:
-    """None if the signature is valid, else the reason it is not."""
+def verify(secret: str, header: str | None, method: str, path: str, body: bytes,
+           tolerance_s: int = 300, now: float | None = None) -> Signed:
+    """The signature if it is valid for this method, path, body and time; else
+    SignatureError with the reason. Whether it was used before is replay.py's question."""
     if not header:
-        return f"missing {HEADER} header"
+        raise SignatureError(f"missing {HEADER} header")
     parts: dict[str, list[str]] = {}
     for item in header.split(","):
         key, _, value = item.strip().partition("=")
         parts.setdefault(key, []).append(value)
+    if "v2" not in parts:
+        raise SignatureError(V1_REFUSED if "v1" in parts else
+                             f"{HEADER} has no v2=<hex HMAC-SHA256>; see README, HTTP API")
     raw_t = parts.get("t", [""])[0]
     # ASCII digits only: int() would also take "١٢٣", "1_000" or 400 digits (then overflow).
     if not (raw_t.isascii() and raw_t.isdigit() and len(raw_t) <= 12):
-        return f"{HEADER} has no valid t=<unix seconds>"
+        raise SignatureError(f"{HEADER} has no valid t=<unix seconds>")
     if abs((time.time() if now is None else now) - int(raw_t)) > tolerance_s:
-        return f"{HEADER} timestamp is more than {tolerance_s}s away from the server's clock"
-    expected = hmac.new(secret.encode(), f"{raw_t}.".encode() + body,
-                        hashlib.sha256).hexdigest()
+        raise SignatureError(f"{HEADER} timestamp is more than {tolerance_s}s away from the "
+                             f"server's clock")
+    expected = _mac(secret, raw_t, method, path, body)
     # compare_digest refuses non-ASCII text with a TypeError: such a value never matches.
-    if not any(v.isascii() and hmac.compare_digest(expected, v) for v in parts.get("v1", [])):
-        return "signature does not match"
-    return None
+    if not any(v.isascii() and hmac.compare_digest(expected, v) for v in parts["v2"]):
+        raise SignatureError("signature does not match (signed string: "
+                             "\"<t>.<METHOD>.<path>.<raw body>\")")
+    return Signed(int(raw_t), expected)

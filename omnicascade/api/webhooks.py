@@ -39,12 +39,11 @@ def _provider(request: Request, name: str) -> WebhookProvider:
 
 
 def _urls(request: Request) -> tuple[str, ...]:
-    urls = [str(request.url)]
-    public = settings_of(request).public_url
-    if public:
-        query = f"?{request.url.query}" if request.url.query else ""
-        urls.insert(0, f"{public.rstrip('/')}{request.url.path}{query}")
-    return tuple(urls)
+    """The URL the provider called, as configured (OMNICASCADE_PUBLIC_URL, else the address
+    the API is bound to) plus the path and query: never built from the request's Host or
+    X-Forwarded-* headers, which whoever sends the request chooses."""
+    query = f"?{request.url.query}" if request.url.query else ""
+    return (f"{settings_of(request).public_base_url()}{request.url.path}{query}",)
 
 
 async def _handle(request: Request, name: str) -> Response:

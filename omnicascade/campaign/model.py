@@ -7,6 +7,7 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -25,6 +26,27 @@ Duration = Annotated[int, BeforeValidator(parse_duration),
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 RANDOM_PART = re.compile(r"\{random:(\d+)\}")
+_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def _plain_name(v: str) -> str:
+    """A template is named, never pathed: its files live in the templates folder."""
+    if not _TEMPLATE_NAME.match(v):
+        raise ValueError(f"{v!r} is not a template name: use letters, digits, '.', '-' and "
+                         f"'_' (the files are looked up in the templates folder)")
+    return v
+
+
+def _inside(v: str | None) -> str | None:
+    """templates_dir is a folder inside the campaign's folder, written relative to it."""
+    if v is not None and (v.startswith(("/", "\\", "~")) or ":" in v
+                          or ".." in re.split(r"[/\\]", v)):
+        raise ValueError(f"{v!r} is not inside the campaign's folder: write a relative path "
+                         f"without '..', e.g. templates")
+    return v
+
+
+TemplateName = Annotated[str, AfterValidator(_plain_name)]
 
 
 def _percent(value: object) -> float:
@@ -47,13 +69,47 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def _data_field(v: str | None) -> str | None:
+    if v is not None and not _FIELD.match(v):
+        raise ValueError(f"{v!r} is not a field name of the event's data (letters, digits "
+                         f"and _, e.g. cart_id)")
+    return v
+
+
+def _reentry(v: object) -> str:
+    """after_exit | never | a duration such as 7d (kept as written, checked here)."""
+    text = str(v).strip()
+    if text in ("after_exit", "never"):
+        return text
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise ValueError(f"{text!r}: reentry is after_exit, never, or a duration such as 7d "
+                         f"(the least time between two entries)")
+    return text
+
+
 class Trigger(_Model):
     event: str = Field(min_length=1)
+    # a field of the event's data: each distinct value is its own entry (e.g. a cart)
+    key: Annotated[str | None, AfterValidator(_data_field)] = None
 
 
 class Conversion(_Model):
     events: list[str] = Field(min_length=1)
     lookback: Duration = 0
+    # customer: any conversion stops all the customer's cascades in the campaign;
+    # key: only the cascade whose trigger key equals the conversion's data.<key>
+    match: Literal["customer", "key"] = "customer"
+
+
+class Exit(_Model):
+    events: list[str] = Field(min_length=1)  # end the cascade, not counted as a conversion
 
 
 class Promo(_Model):
@@ -72,13 +128,13 @@ class Promo(_Model):
 
 class Step(_Model):
     channel: Channel
-    template: str = Field(min_length=1)
+    template: TemplateName
     wait: Duration = 0
 
 
 class FollowUp(_Model):
     channel: Channel
-    template: str = Field(min_length=1)
+    template: TemplateName
     delay: Duration = 0
 
 
@@ -133,7 +189,9 @@ class CampaignSpec(_Model):
     campaign: str
     description: str = ""
     trigger: Trigger | None = None
+    reentry: Annotated[str, BeforeValidator(_reentry)] = "after_exit"
     conversion: Conversion | None = None
+    exit: Exit | None = None
     promo: Promo | None = None
     steps: list[Step] = Field(min_length=1)
     after_conversion: list[FollowUp] = Field(default_factory=list)
@@ -142,7 +200,7 @@ class CampaignSpec(_Model):
     experiment: Experiment | None = None
     order: Order = "as_written"
     timezone: str | None = None
-    templates_dir: str | None = None
+    templates_dir: Annotated[str | None, AfterValidator(_inside)] = None
 
     @field_validator("campaign")
     @classmethod
@@ -155,6 +213,32 @@ class CampaignSpec(_Model):
     @classmethod
     def _tz(cls, v: str | None) -> str | None:
         return time_zone(v)
+
+    @model_validator(mode="after")
+    def _keyed_match_needs_a_key(self) -> CampaignSpec:
+        if self.conversion and self.conversion.match == "key" and not (
+                self.trigger and self.trigger.key):
+            raise ValueError("conversion.match: key needs trigger.key (the event data field "
+                             "that tells one entry from another, e.g. cart_id)")
+        return self
+
+    @property
+    def reentry_s(self) -> int | None:
+        """The least seconds between two entries, for a duration; None otherwise."""
+        return None if self.reentry in ("after_exit", "never") else parse_duration(self.reentry)
+
+    @property
+    def entry_field(self) -> str | None:
+        return self.trigger.key if self.trigger else None
+
+    @property
+    def match_key(self) -> str | None:
+        """The data field a conversion must match, when `conversion.match: key`."""
+        return self.entry_field if self.conversion and self.conversion.match == "key" else None
+
+    @property
+    def exit_events(self) -> list[str]:
+        return list(self.exit.events) if self.exit else []
 
     @property
     def conversion_events(self) -> list[str]:

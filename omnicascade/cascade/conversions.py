@@ -18,18 +18,20 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 
 from omnicascade.cascade import lifecycle
+from omnicascade.cascade.entries import key_matches
 from omnicascade.cascade.temporal import connect, signal_conversion
 from omnicascade.config import Settings
 from omnicascade.db.models import ConversionEvent, Enrollment, to_utc_naive, utcnow
 from omnicascade.db.session import session_scope
 from omnicascade.errors import ConfigError, UserFacingError
-from omnicascade.validation import storable
+from omnicascade.validation import storable, utc_naive
 from omnicascade.vocabulary import LIVE_ENROLLMENT, EnrollmentStatus
 
 
 class ConversionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     _storable = field_validator("*")(storable)  # what PostgreSQL can store, too
+    _utc = field_validator("occurred_at")(utc_naive)  # 422, not an overflow later
 
     event_id: str = Field(min_length=1, max_length=255)
     type: str = Field(min_length=1, max_length=128)
@@ -91,9 +93,15 @@ def record_conversion(data: ConversionIn, *, session: Session) -> ConversionOutc
         Enrollment.customer_id == customer_id, Enrollment.converted_at.is_(None),
         Enrollment.status.in_([*LIVE_ENROLLMENT, EnrollmentStatus.COMPLETED])))
         if data.type in (e.conversion_events or [])
-        and occurred >= e.enrolled_at - timedelta(seconds=e.lookback_s)]
+        and occurred >= e.enrolled_at - timedelta(seconds=e.lookback_s)
+        and key_matches(e, data.data, data.promo_code)]  # `conversion.match: key`
     live = [e.id for e in matches if e.status in LIVE_ENROLLMENT]
     lifecycle.note_conversion(matches, data.event_id, occurred)
+    # Written now, the enrollments are locked until the commit: a send's last guard that
+    # held one first has already stamped its `sending_at`; one that comes later waits and
+    # then sees this conversion. So `recorded_at`, taken after, orders the two truly.
+    session.flush()
+    now = utcnow()
     row = ConversionEvent(event_id=data.event_id, type=data.type, customer_id=customer_id,
                           promo_code=data.promo_code.upper() if data.promo_code else None,
                           order_id=data.order_id, amount=data.amount,

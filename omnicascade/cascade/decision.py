@@ -6,14 +6,17 @@ They share this function, so they can never disagree. It is pure: the callers lo
 facts (`Situation`) and record the answer.
 
 The guards ask in order, and the first that objects decides:
-converted → no address → unsubscribed → no consent → quiet hours → frequency cap.
+converted → stopped → paused → no address → unsubscribed → no consent → quiet hours →
+frequency cap. A stopped run (or a cascade that was stopped or exited) skips the step; a
+paused run holds it (a deferral with reason `paused`, asked again at `hold_until` or on
+resume), so nothing goes out while paused and nothing is lost either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from omnicascade.campaign.model import FrequencyCap, QuietHours
 from omnicascade.customers.model import ADDRESS_FIELD
@@ -35,6 +38,7 @@ class Skip:
 @dataclass(frozen=True)
 class Defer:
     until: datetime  # aware, UTC
+    reason: SkipReason = SkipReason.QUIET_HOURS  # or PAUSED: held until the run resumes
 
 
 Decision = Send | Skip | Defer
@@ -66,6 +70,9 @@ class Situation:
     recipient: Recipient | None
     now: datetime                                 # aware
     converted: bool = False                       # a matching conversion since entry
+    stopped: bool = False                         # run stopped, or cascade stopped/exited
+    paused: bool = False                          # the run is paused: hold the send
+    recheck: timedelta = timedelta(minutes=5)     # how long a held send waits, at most
     quiet_hours: QuietHours | None = None
     campaign_timezone: str | None = None
     frequency_cap: FrequencyCap | None = None
@@ -86,6 +93,14 @@ def applies_to(cap: FrequencyCap, channel: str) -> bool:
 
 def _converted(s: Situation) -> Decision | None:
     return Skip(SkipReason.CONVERTED) if s.converted else None
+
+
+def _stopped(s: Situation) -> Decision | None:
+    return Skip(SkipReason.STOPPED) if s.stopped else None
+
+
+def _paused(s: Situation) -> Decision | None:
+    return Defer(s.now + s.recheck, SkipReason.PAUSED) if s.paused else None
 
 
 def _address(s: Situation) -> Decision | None:
@@ -125,9 +140,10 @@ def _frequency_cap(s: Situation) -> Decision | None:
 
 
 REACH: Sequence[Guard] = (_address, _suppressed, _consent)
-GUARDS: Sequence[Guard] = (_converted, *REACH, _quiet_hours, _frequency_cap)
-# What a message planned ahead (campaign preview) will meet at its time: a conversion and
-# the cap depend on what happens before it, so the plan assumes neither.
+GUARDS: Sequence[Guard] = (_converted, _stopped, _paused, *REACH, _quiet_hours,
+                           _frequency_cap)
+# What a message planned ahead (campaign preview) will meet at its time: a conversion, a
+# stop or pause and the cap depend on what happens before it, so the plan assumes none.
 PLANNED: Sequence[Guard] = (*REACH, _quiet_hours)
 
 

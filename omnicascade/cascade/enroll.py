@@ -9,20 +9,21 @@ still `pending`.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from omnicascade.campaign.load import LoadedCampaign
-from omnicascade.campaign.model import RANDOM_PART, CampaignSpec
+from omnicascade.campaign.model import RANDOM_PART
 from omnicascade.campaign.variants import assign_variant, variant_promo
+from omnicascade.cascade.entries import Refusal, admit, recently_converted
+from omnicascade.cascade.lifecycle import entry_id
 from omnicascade.cascade.ordering import resolve_orders
 from omnicascade.cascade.plan import run_spec
 from omnicascade.config import Settings, load_settings
-from omnicascade.db.models import ConversionEvent, Enrollment, Run, utcnow
+from omnicascade.db.models import Enrollment, Run, utcnow
 from omnicascade.db.query import scalars_in
 from omnicascade.vocabulary import CHANNELS, EnrollmentStatus, RunStatus, SkipReason
 
@@ -34,13 +35,19 @@ def new_id(prefix: str) -> str:
 
 
 def create_run(loaded: LoadedCampaign, *, session: Session, time_scale: float = 1.0,
-               audience_total: int = 0) -> Run:
+               audience_total: int = 0, version: int = 1, content_hash: str | None = None,
+               before: Callable[[Run], None] | None = None) -> Run:
+    """Write the run (a version of its campaign). `before` runs first with the new row in
+    hand — the launch supersedes the old version there, before the new one listens."""
     spec = loaded.spec
     run = Run(id=new_id("run"), campaign=spec.campaign, description=spec.description,
               snapshot=loaded.snapshot(),
               trigger_event=spec.trigger.event if spec.trigger else None,
               status=RunStatus.LISTENING if spec.trigger else RunStatus.RUNNING,
-              time_scale=time_scale, audience_total=audience_total)
+              time_scale=time_scale, audience_total=audience_total, version=version,
+              content_hash=content_hash, status_changed_at=utcnow())
+    if before is not None:
+        before(run)
     session.add(run)
     session.flush()
     return run
@@ -64,30 +71,22 @@ def _unique_codes(pattern: str, n: int, *, session: Session) -> list[str]:
     return codes
 
 
-def converted_within_lookback(spec: CampaignSpec, customer_ids: Sequence[str], *,
-                              session: Session) -> set[str]:
-    """Customers whose matching conversion falls in [now - lookback, now]: not enrolled."""
-    if not spec.conversion_events or not customer_ids:
-        return set()
-    since = utcnow() - timedelta(seconds=spec.lookback_s)
-    return set(scalars_in(session, lambda chunk: select(ConversionEvent.customer_id).where(
-        ConversionEvent.customer_id.in_(chunk),
-        ConversionEvent.type.in_(spec.conversion_events),
-        ConversionEvent.occurred_at >= since), customer_ids))
-
-
 def enroll_customers(run: Run, customer_ids: Sequence[str], *, session: Session,
                      event_id: str | None = None, event_data: dict[str, Any] | None = None,
-                     settings: Settings | None = None) -> list[Enrollment]:
-    """Insert enrollment rows for customers not yet in this run; returns the new rows
-    (status `pending`, or `excluded` with exit_reason `converted`). Each row carries its
-    variant (stable hash), its resolved channel order and its own promo code."""
+                     settings: Settings | None = None, key: str | None = None,
+                     refused: list[Refusal] | None = None) -> list[Enrollment]:
+    """Insert enrollment rows for the customers whose entry (campaign, customer, `key`) may
+    enter now (cascade/entries.py); returns the new rows (status `pending`, or `excluded`
+    with exit_reason `converted`) and appends the others to `refused`, with the reason.
+    Each row carries its variant (stable hash), its resolved channel order and its own
+    promo code; a pending row holds its entry until it ends."""
     spec = run_spec(run)
-    ids = list(dict.fromkeys(customer_ids))
-    already = set(scalars_in(session, lambda chunk: select(Enrollment.customer_id).where(
-        Enrollment.run_id == run.id, Enrollment.customer_id.in_(chunk)), ids))
-    ids = [c for c in ids if c not in already]
-    excluded = converted_within_lookback(spec, ids, session=session)
+    now = utcnow()
+    admitted, refusals = admit(spec, [(c, key) for c in customer_ids], now, session=session)
+    if refused is not None:
+        refused.extend(refusals)
+    ids = [c for c, _ in admitted]
+    excluded = {c for c, _ in recently_converted(spec, admitted, now, session=session)}
     variants = {c: assign_variant(spec, c) for c in ids}
     live = [c for c in ids if c not in excluded]
     costs = {ch: (settings or load_settings()).unit_cost(ch) for ch in CHANNELS}
@@ -101,13 +100,14 @@ def enroll_customers(run: Run, customer_ids: Sequence[str], *, session: Session,
     for pattern, members in by_pattern.items():
         codes.update(zip(members, _unique_codes(pattern, len(members), session=session),
                          strict=True))
-    now = utcnow()
     rows = []
     for customer_id in ids:
         is_excluded = customer_id in excluded
         strategy, order = orders.get(customer_id, (None, None))
         rows.append(Enrollment(
-            id=new_id("enr"), run_id=run.id, customer_id=customer_id,
+            id=new_id("enr"), run_id=run.id, customer_id=customer_id, campaign=run.campaign,
+            entry_key=key, match_key=spec.match_key,
+            active_entry=None if is_excluded else entry_id(run.campaign, customer_id, key),
             variant=variants[customer_id],
             status=EnrollmentStatus.EXCLUDED if is_excluded else EnrollmentStatus.PENDING,
             exit_reason=SkipReason.CONVERTED.value if is_excluded else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -12,20 +13,30 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
+from omnicascade.cascade import lifecycle
 from omnicascade.cascade.enroll import enroll_customers
-from omnicascade.cascade.plan import cascade_input
-from omnicascade.cascade.temporal import start_cascades
+from omnicascade.cascade.entries import (
+    ACTIVE,
+    MissingKey,
+    Refusal,
+    entry_key,
+    key_matches,
+    live_cascades,
+)
+from omnicascade.cascade.plan import cascade_input, run_spec
+from omnicascade.cascade.temporal import signal_stop, start_cascades
 from omnicascade.config import Settings
 from omnicascade.db.models import Customer, InboundEvent, Run, to_utc_naive, utcnow
-from omnicascade.db.session import session_scope
-from omnicascade.validation import storable
-from omnicascade.vocabulary import EnrollmentStatus, RunStatus
+from omnicascade.db.session import read_scope, session_scope
+from omnicascade.validation import storable, utc_naive
+from omnicascade.vocabulary import ENROLLING_RUN, EnrollmentStatus
 from omnicascade.workflows.types import CascadeInput
 
 
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     _storable = field_validator("*")(storable)  # what PostgreSQL can store, too
+    _utc = field_validator("occurred_at")(utc_naive)  # 422, not an overflow later
 
     event_id: str = Field(min_length=1, max_length=255)
     customer_id: str = Field(min_length=1, max_length=255)
@@ -61,31 +72,102 @@ def store_event(data: EventIn, *, session: Session) -> tuple[InboundEvent, bool]
     return row, False
 
 
-def enroll_event(event_id: str, settings: Settings, *, session: Session) -> list[CascadeInput]:
-    """Create enrollments for an unprocessed event in every listening run it triggers.
-    Returns the cascade inputs to start (the caller commits first)."""
+@dataclass
+class EventWork:
+    """What processing an event does: cascades to start, and cascades an exit event ended
+    (both acted on after the commit)."""
+    inputs: list[CascadeInput] = field(default_factory=list)
+    exited: list[str] = field(default_factory=list)
+    exit_reason: str = ""
+
+
+def enroll_event(event_id: str, settings: Settings, *, session: Session) -> EventWork:
+    """Act on an unprocessed event: end the customer's cascades it is an exit event for,
+    then enroll its entry into every enrolling version it triggers. What it did, and why it
+    did not enroll where it did not, is stored on the event (`outcome`) so a repeated
+    event_id gets the same answer. The caller commits, then acts on the returned work."""
+    work = EventWork()
     event = session.scalar(select(InboundEvent).where(InboundEvent.event_id == event_id))
     if event is None or event.processed_at is not None:
-        return []
-    inputs = []
-    runs = session.scalars(select(Run).where(Run.status == RunStatus.LISTENING,
+        return work
+    work.exited, work.exit_reason = _exit(event, session=session), event.type
+    not_enrolled: list[dict[str, Any]] = []
+    runs = session.scalars(select(Run).where(Run.status.in_(ENROLLING_RUN),
                                              Run.trigger_event == event.type))
     for run in runs:
-        for enrollment in enroll_customers(run, [event.customer_id], session=session,
-                                           settings=settings,
-                                           event_id=event.event_id, event_data=event.data):
+        spec = run_spec(run)
+        try:
+            key = entry_key(spec, event.data)
+        except MissingKey as exc:
+            not_enrolled.append({"campaign": run.campaign, "reason": str(exc)})
+            continue
+        refused: list[Refusal] = []
+        try:
+            with session.begin_nested():  # a racing request may take the entry first
+                rows = enroll_customers(run, [event.customer_id], session=session,
+                                        settings=settings, event_id=event.event_id,
+                                        event_data=event.data, key=key, refused=refused)
+        except IntegrityError:
+            rows, refused = [], [Refusal(event.customer_id, key, ACTIVE)]
+        for refusal in refused:
+            not_enrolled.append({"campaign": run.campaign, "reason": refusal.reason})
+        for enrollment in rows:
             if enrollment.status == EnrollmentStatus.PENDING:
-                inputs.append(cascade_input(run, enrollment, settings))
-            event.enrolled += 1
+                work.inputs.append(cascade_input(run, enrollment, settings))
+                event.enrolled += 1
+            else:
+                not_enrolled.append({"campaign": run.campaign,
+                                     "reason": "converted within the lookback"})
+    event.outcome = {"not_enrolled": not_enrolled, "exited": len(work.exited)}
     event.processed_at = utcnow()
-    return inputs
+    return work
+
+
+def _exit(event: InboundEvent, *, session: Session) -> list[str]:
+    """End the customer's live cascades in campaigns that list this type under
+    `exit.events` (keys respected), as `exited`: not a conversion, no follow-ups."""
+    ending = []
+    specs: dict[str, Any] = {}
+    for enrollment in live_cascades(event.customer_id, session=session):
+        if enrollment.run_id not in specs:
+            run = session.get(Run, enrollment.run_id)
+            specs[enrollment.run_id] = run_spec(run) if run is not None else None
+        spec = specs[enrollment.run_id]
+        if spec is not None and event.type in spec.exit_events and \
+                key_matches(enrollment, event.data, None):
+            ending.append(enrollment.id)
+    if ending:
+        lifecycle.end_live(session=session, status=EnrollmentStatus.EXITED,
+                           reason=event.type, enrollment_ids=ending)
+    return ending
+
+
+def answer(event: InboundEvent) -> dict[str, Any]:
+    """The API's answer for a stored event (the same for a repeated event_id)."""
+    body: dict[str, Any] = {"event_id": event.event_id, "customer_id": event.customer_id,
+                            "enrolled": event.enrolled}
+    outcome = event.outcome or {}
+    if outcome.get("not_enrolled"):
+        body["not_enrolled"] = outcome["not_enrolled"]
+    if outcome.get("exited"):
+        body["exited"] = outcome["exited"]
+    return body
+
+
+def stored_answer(db_url: str, event_id: str) -> dict[str, Any]:
+    with read_scope(db_url) as session:
+        event = session.scalar(select(InboundEvent).where(InboundEvent.event_id == event_id))
+        assert event is not None  # stored before it was processed
+        return answer(event)
 
 
 async def process_event(client: Client, settings: Settings, event_id: str) -> int:
-    def tx() -> list[CascadeInput]:
+    def tx() -> EventWork:
         with session_scope(settings.db_url) as session:
             return enroll_event(event_id, settings, session=session)
-    inputs = await asyncio.to_thread(tx)
-
-    await start_cascades(client, settings, inputs)
-    return len(inputs)
+    work = await asyncio.to_thread(tx)
+    if work.exited:  # committed: the send-time guard already stops them
+        await signal_stop(client, work.exited, EnrollmentStatus.EXITED, work.exit_reason,
+                          settings.signal_timeout_s)
+    await start_cascades(client, settings, work.inputs)
+    return len(work.inputs)

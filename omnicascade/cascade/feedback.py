@@ -14,20 +14,22 @@ next channel at once.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
 from omnicascade.cascade.temporal import signal_step_failed
-from omnicascade.channels.feedback import Feedback, FeedbackOutcome
+from omnicascade.channels.feedback import Feedback, FeedbackOutcome, content_id
 from omnicascade.channels.telegram_link import bind_chat
 from omnicascade.customers.consent import lift_suppression, suppress
 from omnicascade.db.models import Delivery, DeliveryEvent, utcnow
 from omnicascade.db.session import session_scope
+from omnicascade.validation import unstorable
 from omnicascade.vocabulary import DeliveryStatus, Phase
 
 log = logging.getLogger(__name__)
@@ -58,28 +60,97 @@ def _apply(item: Feedback, out: FeedbackOutcome, *, session: Session) -> None:
             delivery.failure_signal_due = utcnow()
 
 
+def _problem(item: Feedback) -> str | None:
+    """Why the item cannot be stored as it is (the provider's own verdict first)."""
+    if item.reject:
+        return item.reject
+    problem = unstorable([item.provider_event_id, item.delivery_id, item.event, item.data,
+                          item.suppress, item.lift, item.bind and (item.bind.token,
+                                                                   item.bind.address)])
+    return f"{problem} (in the event or its data)" if problem else None
+
+
+def _printable(value: object, limit: int) -> str | None:
+    """Any value as text a database can hold: lone surrogates and NUL escaped."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return text[:limit]
+
+
+def _reject(item: Feedback, reason: str, out: FeedbackOutcome, *, session: Session) -> None:
+    """Record an item that cannot be stored or applied, as event `rejected` with the reason
+    and the item as text (a redelivery records it once). It changes nothing else."""
+    out.rejected += 1
+    log.warning("%s webhook: rejected an event: %s", item.provider, reason)
+    event_id = content_id(item.provider, ["rejected", item.provider_event_id])
+    try:
+        with session.begin_nested():
+            if session.scalar(select(DeliveryEvent.id).where(
+                    DeliveryEvent.provider_event_id == event_id)) is None:
+                session.add(DeliveryEvent(
+                    provider=item.provider, event="rejected", provider_event_id=event_id,
+                    occurred_at=utcnow(), data={
+                        "reason": _printable(reason, 500),
+                        "event": _printable(item.event, 64),
+                        "provider_event_id": _printable(item.provider_event_id, 300),
+                        "delivery_id": _printable(item.delivery_id, 200),
+                        "item": _printable(item.data, 4000)}))
+    except (DataError, IntegrityError, UnicodeError):  # only the log line is left
+        log.exception("%s webhook: could not record a rejected event", item.provider)
+
+
+def _record(item: Feedback, out: FeedbackOutcome, *, session: Session) -> bool:
+    """Store and apply one item; False if it was stored before (a redelivery)."""
+    if session.scalar(select(DeliveryEvent.id).where(
+            DeliveryEvent.provider_event_id == item.provider_event_id)) is not None:
+        return False
+    try:
+        with session.begin_nested():  # a concurrent duplicate loses here, harmlessly
+            session.add(DeliveryEvent(
+                delivery_id=item.delivery_id, provider=item.provider, event=item.event,
+                provider_event_id=item.provider_event_id,
+                occurred_at=item.occurred_at or utcnow(), data=item.data))
+    except IntegrityError:
+        return False
+    _apply(item, out, session=session)
+    session.flush()
+    return True
+
+
+def _store(item: Feedback, out: FeedbackOutcome, *, session: Session) -> str | None:
+    """Store and apply one item in a savepoint of its own; why not, if the database refused
+    it (then nothing of it is left). Its effects reach `out` only once they are kept."""
+    mine = FeedbackOutcome()
+    try:
+        with session.begin_nested():
+            recorded = _record(item, mine, session=session)
+    except (DataError, IntegrityError, UnicodeError) as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+    if not recorded:
+        out.duplicates += 1
+        return None
+    out.recorded += 1
+    out.new.add(item.provider_event_id)
+    out.failed_steps += mine.failed_steps
+    out.bound.update(mine.bound)
+    return None
+
+
 def record_feedback(items: list[Feedback], *, session: Session) -> FeedbackOutcome:
-    """Store every new event (before acting on it) and apply its effects, in one transaction.
+    """Store every new event (before acting on it) and apply its effects, in one transaction,
+    each item in a savepoint of its own: an item that cannot be stored or applied (text no
+    database can hold, a value too long for its column, one the provider could not parse)
+    is rolled back alone and recorded as `rejected`, and the others are kept, so that the
+    provider can be answered 2xx. A database that is down still fails the whole request
+    (and the provider retries it later).
     The caller signals `failed_steps` after the commit (see `signal_failed_steps`)."""
     out = FeedbackOutcome()
     for item in items:
-        if session.scalar(select(DeliveryEvent.id).where(
-                DeliveryEvent.provider_event_id == item.provider_event_id)) is not None:
-            out.duplicates += 1
-            continue
-        try:
-            with session.begin_nested():  # a concurrent duplicate loses here, harmlessly
-                session.add(DeliveryEvent(
-                    delivery_id=item.delivery_id, provider=item.provider, event=item.event,
-                    provider_event_id=item.provider_event_id,
-                    occurred_at=item.occurred_at or utcnow(), data=item.data))
-        except IntegrityError:
-            out.duplicates += 1
-            continue
-        out.recorded += 1
-        out.new.add(item.provider_event_id)
-        _apply(item, out, session=session)
-        session.flush()
+        problem = _problem(item) or _store(item, out, session=session)
+        if problem:
+            _reject(item, problem, out, session=session)
     return out
 
 

@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from omnicascade.campaign.load import LoadedCampaign
 from omnicascade.cascade.enroll import create_run, enroll_customers
+from omnicascade.cascade.entries import Refusal
 from omnicascade.cascade.plan import cascade_input
-from omnicascade.cascade.temporal import connect, start_cascades
+from omnicascade.cascade.temporal import connect, signal_stop, start_cascades
+from omnicascade.cascade.versions import REPLACED, InFlight, Versioning, apply_version, plan_version
 from omnicascade.config import Settings
 from omnicascade.customers.importer import parse_customer_file
 from omnicascade.customers.model import CustomerIn, upsert_customers
@@ -38,10 +41,25 @@ class LaunchResult:
     enrolled: int
     excluded: int
     notes: list[str]
+    version: int = 1
+    superseded: str | None = None  # the version this launch replaced
+    unchanged: bool = False        # identical to the live version: nothing was created
+    skipped: int = 0               # already in a live cascade of this campaign, or reentry
+    stopped: int = 0               # in-flight cascades ended (--in-flight stop)
 
     def json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "campaign": self.campaign, "enrolled": self.enrolled,
-                "excluded": self.excluded}
+                "excluded": self.excluded, "version": self.version,
+                "superseded": self.superseded, "unchanged": self.unchanged}
+
+
+@dataclass
+class _Written:
+    run_id: str
+    pending: list[str]
+    excluded: int
+    version: Versioning
+    skipped: int
 
 
 def read_audience(path: Path) -> list[CustomerIn]:
@@ -51,7 +69,16 @@ def read_audience(path: Path) -> list[CustomerIn]:
 
 
 def _write(loaded: LoadedCampaign, audience: list[CustomerIn], settings: Settings,
-           time_scale: float) -> tuple[str, list[str], int]:
+           time_scale: float, in_flight: InFlight) -> _Written:
+    try:
+        return _write_once(loaded, audience, settings, time_scale, in_flight)
+    except IntegrityError:
+        raise AudienceError(f"another launch of '{loaded.spec.campaign}' was written at the "
+                            f"same moment; nothing of this one was: launch it again") from None
+
+
+def _write_once(loaded: LoadedCampaign, audience: list[CustomerIn], settings: Settings,
+                time_scale: float, in_flight: InFlight) -> _Written:
     with session_scope(settings.db_url) as session:
         with_data = [c for c in audience if len(c.model_fields_set - {"id", "attributes"})
                      or c.attributes]
@@ -65,20 +92,30 @@ def _write(loaded: LoadedCampaign, audience: list[CustomerIn], settings: Setting
             raise AudienceError(f"{len(missing)} audience customer(s) are unknown: {shown}"
                                 f"{' …' if len(missing) > 10 else ''}; import them first or "
                                 f"add their columns to the audience file")
+        versioning = plan_version(loaded, session=session, in_flight=in_flight)
+        if versioning.unchanged is not None:
+            return _Written(versioning.unchanged.id, [], 0, versioning, 0)
         run = create_run(loaded, session=session, time_scale=time_scale,
-                         audience_total=len(ids))
-        rows = enroll_customers(run, ids, session=session, settings=settings)
-        return run.id, [r.id for r in rows if r.status == EnrollmentStatus.PENDING], \
-            sum(1 for r in rows if r.status == EnrollmentStatus.EXCLUDED)
+                         audience_total=len(ids), version=versioning.version,
+                         content_hash=versioning.digest, before=lambda new: apply_version(
+                             versioning, new, session=session))
+        refused: list[Refusal] = []
+        rows = enroll_customers(run, ids, session=session, settings=settings, refused=refused)
+        return _Written(run.id, [r.id for r in rows if r.status == EnrollmentStatus.PENDING],
+                        sum(1 for r in rows if r.status == EnrollmentStatus.EXCLUDED),
+                        versioning, len(refused))
 
 
 async def launch(loaded: LoadedCampaign, settings: Settings, *, audience: list[CustomerIn],
-                 time_scale: float = 1.0,
+                 time_scale: float = 1.0, in_flight: InFlight = "keep",
                  on_start: Callable[[int], None] | None = None,
                  on_progress: Callable[[int], None] | None = None) -> LaunchResult:
     client = await connect(settings)  # fail before writing anything if Temporal is down
-    run_id, pending, excluded = await asyncio.to_thread(_write, loaded, audience, settings,
-                                                        time_scale)
+    written = await asyncio.to_thread(_write, loaded, audience, settings, time_scale, in_flight)
+    run_id, pending, versioning = written.run_id, written.pending, written.version
+    if versioning.to_stop:  # committed: now tell them (the send-time guard already knows)
+        await signal_stop(client, versioning.to_stop, EnrollmentStatus.STOPPED, REPLACED,
+                          settings.signal_timeout_s)
     if on_start:
         on_start(len(pending))
 
@@ -92,4 +129,8 @@ async def launch(loaded: LoadedCampaign, settings: Settings, *, audience: list[C
     for chunk in chunks(pending, 2000):
         inputs = await asyncio.to_thread(load, chunk)
         await start_cascades(client, settings, inputs, on_progress=on_progress)
-    return LaunchResult(run_id, loaded.spec.campaign, len(pending), excluded, loaded.notes)
+    return LaunchResult(run_id, loaded.spec.campaign, len(pending), written.excluded,
+                        loaded.notes, version=versioning.version,
+                        superseded=versioning.superseded.id if versioning.superseded else None,
+                        unchanged=versioning.unchanged is not None, skipped=written.skipped,
+                        stopped=len(versioning.to_stop))

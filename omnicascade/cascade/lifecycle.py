@@ -1,30 +1,52 @@
-"""Every status change of an enrollment, in one place: an explicit state machine.
+"""Every status change of a run and of an enrollment, in one place: two explicit state
+machines.
 
 An enrollment is written `pending` (or `excluded`, never started), becomes `active` once its
-workflow is confirmed started, and ends `completed` or `converted`. Only the transitions in
-`ALLOWED` happen; anything else raises, because a status written out of order is a bug
-that would show up as a wrong report or, worse, a message to a customer who bought.
+workflow is confirmed started, and ends `completed`, `converted`, `stopped` or `exited`.
+While it is live it holds its entry (`active_entry`), so the database refuses a second live
+cascade for the same (campaign, customer, key); ending it lets the entry go.
+
+A run listens (trigger) or runs (audience); it can be paused and resumed, drained, stopped,
+superseded by a newer version, and an audience run completes. Only the transitions in
+`ALLOWED` / `RUN_ALLOWED` happen; anything else raises, because a status written out of
+order is a bug that would show up as a wrong report or, worse, a message to a customer who
+bought.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from omnicascade.db.models import Enrollment, utcnow
-from omnicascade.vocabulary import EnrollmentStatus
+from omnicascade.db.models import Enrollment, Run, utcnow
+from omnicascade.vocabulary import LIVE_ENROLLMENT, EnrollmentStatus, RunStatus
 
 S = EnrollmentStatus
+_ENDED = frozenset({S.COMPLETED, S.CONVERTED, S.STOPPED, S.EXITED})
 ALLOWED: dict[EnrollmentStatus, frozenset[EnrollmentStatus]] = {
-    S.PENDING: frozenset({S.ACTIVE, S.COMPLETED, S.CONVERTED}),  # may finish before marked
-    S.ACTIVE: frozenset({S.COMPLETED, S.CONVERTED}),
+    S.PENDING: frozenset({S.ACTIVE} | _ENDED),  # may finish before it is marked active
+    S.ACTIVE: _ENDED,
     # the last step recorded "completed" while a conversion signal raced it: converted wins
     S.COMPLETED: frozenset({S.CONVERTED}),
     S.CONVERTED: frozenset(),
+    S.STOPPED: frozenset(),
+    S.EXITED: frozenset(),
     S.EXCLUDED: frozenset(),
+}
+
+R = RunStatus
+RUN_ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
+    R.LISTENING: frozenset({R.PAUSED, R.DRAINING, R.STOPPED, R.SUPERSEDED}),
+    R.RUNNING: frozenset({R.PAUSED, R.DRAINING, R.STOPPED, R.COMPLETED}),
+    R.PAUSED: frozenset({R.LISTENING, R.RUNNING, R.DRAINING, R.STOPPED, R.SUPERSEDED}),
+    R.DRAINING: frozenset({R.STOPPED}),
+    R.SUPERSEDED: frozenset({R.STOPPED}),
+    R.COMPLETED: frozenset(),
+    R.STOPPED: frozenset(),
 }
 
 
@@ -37,6 +59,45 @@ def check(old: str, new: str) -> None:
         raise IllegalTransition(f"enrollment status {old} → {new} is not allowed")
 
 
+def entry_id(campaign: str, customer_id: str, key: str | None) -> str:
+    """The entry a live cascade holds: (campaign slug, customer, trigger key value)."""
+    return hashlib.sha256("\x1f".join((campaign, customer_id, key or "")).encode()).hexdigest()
+
+
+def resumed_status(run: Run) -> RunStatus:
+    """What a paused run goes back to: listening for a trigger campaign, else running."""
+    return R.LISTENING if run.trigger_event else R.RUNNING
+
+
+def can_move(run: Run, new: RunStatus) -> bool:
+    return new in RUN_ALLOWED[RunStatus(run.status)]
+
+
+def move_run(run: Run, new: RunStatus, *, superseded_by: str | None = None) -> None:
+    """Change a run's status; an illegal transition raises IllegalTransition."""
+    if not can_move(run, new):
+        raise IllegalTransition(f"run {run.id} is {run.status}; it cannot become {new}")
+    run.status = new
+    run.status_changed_at = utcnow()
+    if superseded_by:
+        run.superseded_by = superseded_by
+
+
+def end_live(*, session: Session, status: EnrollmentStatus, reason: str,
+             run_id: str | None = None, enrollment_ids: Sequence[str] | None = None) -> int:
+    """End live (pending/active) cascades — of a run, or these ones — as stopped or exited,
+    in bulk; their entries are free from now on. Returns how many ended."""
+    assert status in (S.STOPPED, S.EXITED) and (run_id or enrollment_ids is not None)
+    q = update(Enrollment).where(Enrollment.status.in_(LIVE_ENROLLMENT))
+    if run_id:
+        q = q.where(Enrollment.run_id == run_id)
+    if enrollment_ids is not None:
+        q = q.where(Enrollment.id.in_(enrollment_ids))
+    result = session.execute(q.values(status=status, exit_reason=reason[:64],
+                                      finished_at=utcnow(), active_entry=None))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def activate(enrollment_ids: Sequence[str], *, session: Session) -> None:
     """pending → active for cascades whose workflow is confirmed started (in bulk: a
     launch marks thousands at once; rows that moved on meanwhile are left alone)."""
@@ -46,9 +107,11 @@ def activate(enrollment_ids: Sequence[str], *, session: Session) -> None:
 
 
 def finish(enrollment_id: str, outcome: EnrollmentStatus, *, session: Session,
-           conversion_event_id: str | None = None) -> bool:
+           conversion_event_id: str | None = None, exit_reason: str | None = None) -> bool:
     """Record how a cascade ended. Idempotent: an activity retry that finds the outcome
-    already written changes nothing. Returns whether the row changed."""
+    already written changes nothing, nor does a cascade the database already ended another
+    way (a stop ends it in the database before the workflow hears of it). Returns whether
+    the row changed."""
     row = session.get(Enrollment, enrollment_id)
     if row is None or row.status == outcome:
         return False
@@ -57,9 +120,12 @@ def finish(enrollment_id: str, outcome: EnrollmentStatus, *, session: Session,
     check(row.status, outcome)
     row.status = outcome
     row.finished_at = utcnow()
+    row.active_entry = None
     if outcome == S.CONVERTED:
         row.converted_at = row.converted_at or row.finished_at
         row.conversion_event_id = row.conversion_event_id or conversion_event_id
+    elif outcome in (S.STOPPED, S.EXITED):
+        row.exit_reason = (exit_reason or outcome.value)[:64]
     return True
 
 

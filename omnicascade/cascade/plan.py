@@ -50,4 +50,6 @@ def cascade_input(run: Run, enrollment: Enrollment, settings: Settings) -> Casca
                         time_scale=run.time_scale, send_timeout_s=settings.send_timeout_s,
                         send_max_attempts=settings.send_max_attempts,
                         send_initial_retry_s=settings.send_initial_retry_s,
-                        search_attributes=settings.search_attributes)
+                        search_attributes=settings.search_attributes,
+                        pause_recheck_s=settings.pause_recheck_s,
+                        pause_recheck_max_s=settings.pause_recheck_max_s)

@@ -25,10 +25,14 @@ from omnicascade.vocabulary import EnrollmentStatus
 from omnicascade.workflows import search
 from omnicascade.workflows.types import (
     SIGNAL_CONVERSION,
+    SIGNAL_PAUSE,
+    SIGNAL_RESUME,
     SIGNAL_STEP_FAILED,
+    SIGNAL_STOP,
     WORKFLOW,
     CascadeInput,
     ConversionSignal,
+    StopSignal,
 )
 
 log = logging.getLogger(__name__)
@@ -129,7 +133,8 @@ async def _signal(client: Client, enrollment_id: str, name: str, arg: object,
     "later" when Temporal could not be reached."""
     handle = client.get_workflow_handle(workflow_id(enrollment_id))
     try:
-        await asyncio.wait_for(handle.signal(name, arg), timeout_s)
+        sent = handle.signal(name) if arg is None else handle.signal(name, arg)
+        await asyncio.wait_for(sent, timeout_s)
         return "signalled"
     except (TimeoutError, RPCError, OSError) as exc:
         if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
@@ -157,3 +162,32 @@ async def signal_step_failed(client: Client, delivery_id: str, timeout_s: float 
     permanently after the provider accepted it (a bounce), so it moves on at once."""
     enrollment_id, _, step_key = delivery_id.rpartition(":")
     return await _signal(client, enrollment_id, SIGNAL_STEP_FAILED, step_key, timeout_s)
+
+
+async def signal_stop(client: Client, enrollment_ids: Sequence[str], status: str, reason: str,
+                      timeout_s: float = 5.0) -> int:
+    """Tell each cascade to end now (its enrollment is already ended in the database, so a
+    lost signal only means the send-time guard stops it instead). Returns how many were
+    told."""
+    sig = StopSignal(status, reason)
+    results = await _bounded(client, enrollment_ids, SIGNAL_STOP, sig, timeout_s)
+    return sum(r == "signalled" for r in results)
+
+
+async def signal_pause(client: Client, enrollment_ids: Sequence[str], *, resume: bool = False,
+                       timeout_s: float = 5.0) -> int:
+    """Pause (or resume) each cascade's sends; the run's status in the database is what the
+    send-time guard reads, so a lost signal only delays the effect."""
+    results = await _bounded(client, enrollment_ids, SIGNAL_RESUME if resume else SIGNAL_PAUSE,
+                             None, timeout_s)
+    return sum(r == "signalled" for r in results)
+
+
+async def _bounded(client: Client, enrollment_ids: Sequence[str], name: str, arg: object,
+                   timeout_s: float, concurrency: int = 200) -> list[str]:
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(enrollment_id: str) -> str:
+        async with limit:
+            return await _signal(client, enrollment_id, name, arg, timeout_s)
+    return list(await asyncio.gather(*(one(e) for e in enrollment_ids)))

@@ -66,6 +66,17 @@ class PermanentSendError(Exception):
 
 @runtime_checkable
 class Channel(Protocol):
+    """One provider of one channel. A provider with a known throughput also has a
+    `limiter` (channels/ratelimit.py); deliver_step waits for its slot *before* the last
+    guard, so no pause sits between that guard and `send`."""
+
     provider: str
 
     async def send(self, message: Message) -> SendResult: ...
+
+
+async def pace(channel: Channel, message: Message) -> None:
+    """Wait for the channel's next send slot; RetryableSendError when it is far off."""
+    limiter = getattr(channel, "limiter", None)
+    if limiter is not None:
+        await limiter.acquire(message.delivery_id)

@@ -39,6 +39,10 @@ class Feedback:
     lift: tuple[str, str, tuple[str, ...]] | None = None
     fail: str | None = None  # the step did not reach the customer, for this reason
     bind: Bind | None = None
+    # The provider could not make sense of this item (e.g. a malformed update): it is
+    # recorded as rejected with this reason and changes nothing; the rest of the request
+    # is still stored and the provider still gets its 2xx (or it would resend forever).
+    reject: str | None = None
 
 
 @dataclass
@@ -59,7 +63,9 @@ class WebhookRequest:
     query: Mapping[str, str]
     headers: Mapping[str, str]    # keys lower-case
     body: bytes
-    urls: tuple[str, ...]         # the URL(s) the provider may have signed
+    # The URL(s) the provider may have signed, from configuration only (public URL + path
+    # + query), never from the request's Host or X-Forwarded-* headers.
+    urls: tuple[str, ...]
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

@@ -197,13 +197,18 @@ class SendGridWebhook:
             raise WebhookRefused(403, "SendGrid signature does not match")
         try:
             events = json.loads(request.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise WebhookRefused(400, "body is not JSON") from None
-        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        if not isinstance(events, list):
             raise WebhookRefused(400, "expected a JSON array of event objects")
-        return [event_item(e) for e in events]
+        # One event SendGrid cannot have meant is rejected alone (see cascade/feedback.py);
+        # refusing the batch would make SendGrid resend every valid event in it for a day.
+        return [event_item(e) if isinstance(e, dict) else
+                Feedback("sendgrid", "event", content_id("sendgrid", e),
+                         reject="event is not a JSON object") for e in events]
 
     def reply(self, items: list[Feedback], outcome: FeedbackOutcome) -> WebhookReply:
         return WebhookReply({"recorded": outcome.recorded, "duplicates": outcome.duplicates,
+                             "rejected": outcome.rejected,
                              "steps_failed": len(outcome.failed_steps),
                              "signalled": outcome.signalled})

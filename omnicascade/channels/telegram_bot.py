@@ -85,8 +85,6 @@ class TelegramChannel:
         if not message.body.strip():
             raise PermanentSendError("telegram message is empty")
         chat: int | str = int(message.to) if message.to.lstrip("-").isdigit() else message.to
-        if self.limiter:
-            await self.limiter.acquire(message.delivery_id)
         try:
             sent = await self.bot.send_message(chat_id=chat, text=message.body)
         except TelegramError as exc:

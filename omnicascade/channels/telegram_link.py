@@ -107,13 +107,35 @@ def bind_chat(token: str, chat_id: str, *, session: Session, max_age_days: int =
     return customer.id
 
 
+def _malformed(update: dict[str, Any]) -> str | None:
+    """What is not shaped like Telegram's Update object (only the parts read here)."""
+    for key in ("message", "my_chat_member"):
+        part = update.get(key)
+        if part is None:
+            continue
+        if not isinstance(part, dict):
+            return f"{key} is not an object"
+        for sub in ("chat", "new_chat_member"):
+            if part.get(sub) is not None and not isinstance(part.get(sub), dict):
+                return f"{key}.{sub} is not an object"
+        chat_id = (part.get("chat") or {}).get("id")
+        if chat_id is not None and (isinstance(chat_id, bool)
+                                    or not isinstance(chat_id, (int, str))):
+            return f"{key}.chat.id is not a number"
+    return None
+
+
 def update_item(update: dict[str, Any], config: TelegramSettings) -> Feedback:
+    item = Feedback("telegram", "update", f"telegram:{config.bot_username or 'bot'}:"
+                    f"{update.get('update_id')}"[:255] if "update_id" in update else
+                    content_id("telegram", update), data={"chat_id": ""})
+    item.reject = _malformed(update)
+    if item.reject:  # answered 200 and recorded as rejected: Telegram resends a non-2xx
+        return item
     message = update.get("message") or {}
     member = update.get("my_chat_member") or {}
-    chat = str((message.get("chat") or member.get("chat") or {}).get("id") or "")
-    item = Feedback("telegram", "update", f"telegram:{config.bot_username or 'bot'}:"
-                    f"{update.get('update_id')}" if "update_id" in update else
-                    content_id("telegram", update), data={"chat_id": chat})
+    chat = str((message.get("chat") or member.get("chat") or {}).get("id") or "")[:64]
+    item.data = {"chat_id": chat}
     text = str(message.get("text") or "").strip()
     command, _, arg = text.partition(" ")
     command = command.split("@")[0].lower()
@@ -153,7 +175,7 @@ class TelegramWebhook:
             raise WebhookRefused(403, "Telegram secret token does not match")
         try:
             update = json.loads(request.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise WebhookRefused(400, "body is not JSON") from None
         if not isinstance(update, dict):
             raise WebhookRefused(400, "expected a Telegram Update object")

@@ -144,8 +144,6 @@ class TwilioChannel:
 
     async def send(self, message: Message) -> SendResult:
         params = self.params(message)
-        if self.limiter:
-            await self.limiter.acquire(message.delivery_id)
         sent = await asyncio.to_thread(self._create, params)
         segments = int(sent.num_segments) if str(sent.num_segments or "").isdigit() else None
         return SendResult(provider=self.provider, message_id=sent.sid,

@@ -1,6 +1,8 @@
 """Twilio's callbacks to /webhooks/twilio, verified by X-Twilio-Signature (HMAC over the URL
 Twilio called and the form fields): message status callbacks (?delivery=<opaque id>) and
-incoming messages (STOP / START keywords)."""
+incoming messages (STOP / START keywords). The URL is the configured one (the router's
+`urls`: OMNICASCADE_PUBLIC_URL + path), never the Host header: a form signed for another
+app's URL is refused."""
 
 from __future__ import annotations
 
@@ -43,7 +45,8 @@ def twilio_item(params: dict[str, str], delivery_id: str | None) -> Feedback:
                     content_id("twilio", params), delivery_id=(delivery_id or "")[:160] or None,
                     data=dict(params))
     if status in ("failed", "undelivered"):
-        code = int(params["ErrorCode"]) if params.get("ErrorCode", "").isdigit() else None
+        raw = params.get("ErrorCode", "")
+        code = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None
         item.fail = f"sms {status}" + (f" (Twilio {code})" if code else "")
         if code in DEAD_NUMBER:
             item.suppress = ("sms", params.get("To"), DEAD_NUMBER[code][0])
@@ -76,8 +79,9 @@ class TwilioWebhook:
         validator = RequestValidator(self.config.auth_token)
         if params is None or not any(validator.validate(url, params, signature, algorithm)
                                      for url in request.urls):
-            raise WebhookRefused(403, "Twilio signature does not match (is "
-                                      "OMNICASCADE_PUBLIC_URL the URL Twilio calls?)")
+            raise WebhookRefused(403, "Twilio signature does not match the configured URL "
+                                      "(is OMNICASCADE_PUBLIC_URL + /webhooks/twilio the URL "
+                                      "Twilio calls?)")
         return [twilio_item(params, request.query.get("delivery"))]
 
     def reply(self, items: list[Feedback], outcome: FeedbackOutcome) -> WebhookReply:

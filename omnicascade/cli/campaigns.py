@@ -42,9 +42,15 @@ def campaign_launch(file: Path,
                     audience: Path | None = typer.Option(None, help="CSV or JSONL audience."),
                     time_scale: float = typer.Option(1.0, help="Compress every wait by this "
                                                      "factor (rehearsals/demos).", min=1.0),
+                    in_flight: str = typer.Option(
+                        "keep", "--in-flight", help="Customers in flight on earlier versions: "
+                        "keep (they finish as they started) or stop (they end now)."),
                     as_json: bool = JSON) -> None:
-    """Launch a run: enroll the audience, or listen for the trigger event. Prints the run id."""
+    """Launch a run: enroll the audience, or listen for the trigger event. Prints the run id.
+    A changed campaign becomes a new version; an unchanged one creates nothing."""
     from omnicascade.cascade.launch import launch, read_audience
+    if in_flight not in ("keep", "stop"):
+        raise UserError(f"--in-flight is keep or stop, not {in_flight!r}")
     loaded = _load(file)
     if audience is None and loaded.spec.trigger is None:
         raise UserError(f"{file}: this campaign has no trigger, so it needs --audience FILE")
@@ -52,22 +58,36 @@ def campaign_launch(file: Path,
     s = settings()
     db_url(s)
     if as_json or len(people) < 200:
-        result = asyncio.run(launch(loaded, s, audience=people, time_scale=time_scale))
+        result = asyncio.run(launch(loaded, s, audience=people, time_scale=time_scale,
+                                    in_flight=in_flight))  # type: ignore[arg-type]
     else:
         from rich.progress import Progress
         with Progress(console=display.err_console) as bar:
             task = bar.add_task("enrolling", total=None)
             result = asyncio.run(launch(
                 loaded, s, audience=people, time_scale=time_scale,
+                in_flight=in_flight,  # type: ignore[arg-type]
                 on_start=lambda n: bar.update(task, total=n),
                 on_progress=lambda n: bar.advance(task, n)))
     if as_json:
         display.print_json(result.json())
         return
+    if result.unchanged:
+        display.console.print(f"unchanged: {result.campaign} version {result.version} is "
+                              f"already live as run {result.run_id}; nothing was created")
+        print(result.run_id)
+        return
     listening = f"; listening for '{loaded.spec.trigger.event}' events" if loaded.spec.trigger \
         else ""
-    display.console.print(f"launched {result.campaign}: {result.enrolled} enrolled, "
-                          f"{result.excluded} excluded (already converted){listening}")
+    skipped = f", {result.skipped} skipped (already in a live cascade, or reentry)" \
+        if result.skipped else ""
+    display.console.print(f"launched {result.campaign} version {result.version}: "
+                          f"{result.enrolled} enrolled, {result.excluded} excluded (already "
+                          f"converted){skipped}{listening}")
+    if result.superseded:
+        fate = (f"{result.stopped} cascade(s) in flight stopped" if in_flight == "stop"
+                else "customers in flight finish on it")
+        display.console.print(f"  replaces run {result.superseded} (now superseded); {fate}")
     for note in result.notes:
         display.console.print(f"  note: {note}")
     print(result.run_id)
@@ -107,3 +127,38 @@ def campaign_preview(file: Path,
         display.preview_messages(items)
     if any("error" in m for m in items):
         raise typer.Exit(1)
+
+
+@campaign_app.command("plan")
+def campaign_plan(file: Path,
+                  in_flight: str = typer.Option("keep", "--in-flight",
+                                                help="What launching would do to customers "
+                                                     "in flight: keep or stop."),
+                  as_json: bool = JSON) -> None:
+    """Show what launching FILE would change against the live version; writes nothing."""
+    from omnicascade.cascade.changes import plan_launch
+    from omnicascade.cli.plan_view import plan_view
+    if in_flight not in ("keep", "stop"):
+        raise UserError(f"--in-flight is keep or stop, not {in_flight!r}")
+    loaded = _load(file)
+    with reading() as db:
+        plan = plan_launch(loaded, session=db, in_flight=in_flight)  # type: ignore[arg-type]
+    if as_json:
+        display.print_json(plan)
+    else:
+        display.console.print(plan_view(plan))
+
+
+@campaign_app.command("list")
+def campaign_list(as_json: bool = JSON) -> None:
+    """One row per campaign: its live (or latest) version and totals over every version."""
+    from omnicascade.cli.plan_view import campaigns_table
+    from omnicascade.reports.campaigns import campaigns_list
+    with reading() as db:
+        rows = campaigns_list(session=db)
+    if as_json:
+        display.print_json(rows)
+    elif not rows:
+        display.console.print("no campaigns launched yet")
+    else:
+        display.console.print(campaigns_table(rows))

@@ -22,7 +22,8 @@ app = typer.Typer(help="omnicascade — durable campaign cascades that stop the 
 campaign_app = typer.Typer(help="Validate, preview and launch campaigns.", no_args_is_help=True)
 customers_app = typer.Typer(help="Import customers and show a customer's timeline.",
                             no_args_is_help=True)
-runs_app = typer.Typer(help="List runs and show a run's funnel.", no_args_is_help=True)
+runs_app = typer.Typer(help="List runs, show a run's funnel; stop, pause and resume runs.",
+                       no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(customers_app, name="customers")

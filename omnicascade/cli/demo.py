@@ -46,7 +46,7 @@ class Api:
     async def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         body = httpx.Request("POST", "http://x", json=payload).content
         r = await self.http.post(path, content=body, headers={
-            HEADER: sign(self.secret, body), "content-type": "application/json"})
+            HEADER: sign(self.secret, "POST", path, body), "content-type": "application/json"})
         r.raise_for_status()
         return r.json()
 
@@ -113,9 +113,10 @@ async def _script(settings: Settings, api_url: str, t0: float) -> int:
     r = await api.post("/v1/conversions", {"event_id": "demo-order-bo", "type": "order_placed",
                                            "customer_id": "c-bo", "order_id": "A-1002",
                                            "amount": 139.5, "currency": "EUR"})
+    await asyncio.sleep(1)  # the shop's webhook retries a second later, signed afresh
     await api.post("/v1/conversions", {"event_id": "demo-order-bo", "type": "order_placed",
                                        "customer_id": "c-bo", "order_id": "A-1002",
-                                       "amount": 139.5, "currency": "EUR"})  # webhook retry
+                                       "amount": 139.5, "currency": "EUR"})
     _step(f"Bo placed an order (sent twice, recorded once), stopped {r['stopped']} cascade", t0)
 
     with console.status("cascades running…") as status:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:  # the CLI starts without loading the library (cli/common.py)
+    from omnicascade.cascade.control import Change
 
 # Piped output keeps whole ids instead of wrapping at 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -21,13 +24,14 @@ def print_json(data: Any) -> None:
 
 def runs_table(rows: list[dict[str, Any]]) -> Table:
     t = Table(title="Runs")
-    for col in ("run", "campaign", "status", "enrolled", "excluded", "active", "converted",
-                "rate", "created"):
+    for col in ("run", "campaign", "version", "status", "enrolled", "excluded", "active",
+                "converted", "rate", "created"):
         t.add_column(col, justify="right" if col in ("enrolled", "excluded", "active",
                                                      "converted", "rate") else "left",
                      no_wrap=col == "run")
     for r in rows:
-        t.add_row(r["run_id"], r["campaign"], r["status"], str(r["enrolled"]),
+        t.add_row(r["run_id"], r["campaign"], str(r.get("version", "")), r["status"],
+                  str(r["enrolled"]),
                   str(r["excluded"]), str(r["active"]), str(r["converted"]),
                   f"{r['conversion_rate']:.1%}", (r["created_at"] or "")[:19])
     return t
@@ -46,6 +50,8 @@ def funnel_table(run: dict[str, Any]) -> Table:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["skipped_by_reason"].items()))
         if s.get("deferred"):
             reasons += f"{', ' if reasons else ''}deferred by quiet hours {s['deferred']}"
+        if s.get("held"):
+            reasons += f"{', ' if reasons else ''}held while paused {s['held']}"
         sent = str(s["sent"]) + (f" ({s['unknown']} unknown)" if s.get("unknown") else "")
         t.add_row(str(s["index"] + 1), s["channel"], sent, str(s["skipped"]),
                   str(s["failed"]), *((str(s.get("waiting", 0)),) if live else ()), reasons)
@@ -62,12 +68,40 @@ def run_summary(run: dict[str, Any]) -> str:
     lines = [f"enrolled {enrolled} · excluded (already converted) {run['excluded']} · "
              f"still active {run['active']} · converted {conv} ({rate})",
              f"messages after a recorded conversion: {run['sent_after_conversion']}"]
+    if ended := ended_early(run):
+        lines.insert(1, ended)
     if len(run["variants"]) > 1:
         lines.append("variants: " + ", ".join(
             f"{k}: {v['converted']}/{v['enrolled']}"
             + (f" ({v['converted'] / v['enrolled']:.1%})" if v["enrolled"] else "")
             for k, v in sorted(run["variants"].items())))
     return "\n".join(lines)
+
+
+def control_line(change: Change) -> str:
+    """What `runs stop|pause|resume` did, in a sentence."""
+    run = f"run {change.run_id}"
+    if not change.changed:
+        return f"{run} is already {change.status}; nothing changed" + (
+            f" (told its {change.told} live cascade(s) again)" if change.told else "")
+    if change.status == "stopped":
+        return f"{run} stopped: enrolls nobody, sends nothing more; {change.ended} " \
+               f"cascade(s) in flight ended"
+    if change.status == "draining":
+        return f"{run} draining: enrolls nobody new; its {change.live} cascade(s) in flight " \
+               f"finish normally, then it is stopped"
+    if change.status == "paused":
+        return f"{run} paused: no message goes out; the sends of its {change.live} live " \
+               f"cascade(s) are held until `omnicascade runs resume {change.run_id}`"
+    return f"{run} resumed ({change.status}): held sends of its {change.live} live " \
+           f"cascade(s) go out now, each checked again first"
+
+
+def ended_early(data: dict[str, Any]) -> str:
+    """E.g. "stopped 3 (replaced 1, stopped 2) · exited 1 (cart_emptied 1)"; "" if none."""
+    return " · ".join(f"{k} {data[k]} (" + ", ".join(
+        f"{r} {n}" for r, n in data.get(f"{k}_by_reason", {}).items()) + ")"
+        for k in ("stopped", "exited") if data.get(k))
 
 
 def outbox_table(rows: list[dict[str, Any]]) -> Table:
@@ -99,12 +133,18 @@ def customer_view(data: dict[str, Any]) -> list[Any]:
         events.append((m["at"], f"{m['channel']} {m['status']}",
                        f"step {m['step']} {m['template']}" + (f" ({m['reason']})"
                                                                if m["reason"] else "")))
+    for e in data["enrollments"]:
+        if e["status"] in ("stopped", "exited"):
+            events.append((e["finished_at"], e["status"], f"{e['campaign']} ({e['run_id']}): "
+                           f"{e['exit_reason'] or 'no reason recorded'}"))
     for cv in data["conversions"]:
         events.append((cv["occurred_at"], "converted", f"{cv['type']} {cv['event_id']}"
                        + (f" promo={cv['promo_code']}" if cv["promo_code"] else "")))
     for at, what, detail in sorted(events, key=lambda x: x[0] or ""):
         t.add_row((at or "")[:19], what, detail)
-    return [header, t]
+    from omnicascade.reports.funnel import endings
+    ended = ended_early(endings((e["status"], e["exit_reason"]) for e in data["enrollments"]))
+    return [header, t] + ([f"cascades ended early: {ended}"] if ended else [])
 
 
 def preview_messages(items: list[dict[str, Any]]) -> None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
 from omnicascade.cli import display
 from omnicascade.cli.common import JSON, UserError, app, db_url, reading, runs_app, settings
@@ -44,6 +48,63 @@ def runs_show(run_id: str, as_json: bool = JSON,
     else:
         display.console.print(display.funnel_table(data))
         display.console.print(display.run_summary(data))
+
+
+def _control(run_id: str, action: str, drain: bool, as_json: bool) -> None:
+    """Commit the change, then tell the run's cascades through Temporal (if reachable: the
+    change stands either way, and every send reads the run's status first)."""
+    from omnicascade.cascade.control import Action, control_run
+    from omnicascade.cascade.temporal import LazyClient, connect
+    from omnicascade.errors import ConfigError
+
+    class Temporal(LazyClient):  # connected only once the change is committed
+        why = ""
+
+        async def get(self) -> Client | None:
+            try:
+                return await asyncio.wait_for(connect(self.settings), 10)
+            except (TimeoutError, ConfigError) as exc:
+                self.why = str(exc).rstrip(".") or "no answer in 10 s"
+                return None
+    s = settings()
+    db_url(s)
+    act = Action.DRAIN if action == "stop" and drain else Action(action)
+    temporal = Temporal(s)
+    change = asyncio.run(control_run(run_id, act, s, temporal))
+    if as_json:
+        display.print_json(change.body())
+    else:
+        display.console.print(display.control_line(change), highlight=False)
+    if not change.temporal:
+        display.err_console.print(
+            f"warning: {len(change.cascades)} cascade(s) not told at once — {temporal.why}. "
+            f"The run is {change.status} in the database all the same, and every send checks "
+            f"that first" + (": held sends go out at their next check (at most "
+                             f"{s.pause_recheck_max_s / 3600:g} h away); run this again once "
+                             f"Temporal is back to send them now"
+                             if act == Action.RESUME else "") + ".", highlight=False)
+
+
+@runs_app.command("stop")
+def runs_stop(run_id: str,
+              drain: bool = typer.Option(False, "--drain", help="Enroll nobody new but let "
+                                         "the cascades in flight finish (status draining, "
+                                         "then stopped)."),
+              as_json: bool = JSON) -> None:
+    """Stop a run now: nothing more is enrolled or sent, every active cascade ends stopped."""
+    _control(run_id, "stop", drain, as_json)
+
+
+@runs_app.command("pause")
+def runs_pause(run_id: str, as_json: bool = JSON) -> None:
+    """Hold every send of a run (waits keep running, conversions still stop cascades)."""
+    _control(run_id, "pause", False, as_json)
+
+
+@runs_app.command("resume")
+def runs_resume(run_id: str, as_json: bool = JSON) -> None:
+    """Resume a paused run: held sends go out now, each checked again first."""
+    _control(run_id, "resume", False, as_json)
 
 
 @app.command()

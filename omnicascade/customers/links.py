@@ -33,4 +33,6 @@ def read_unsubscribe_token(settings: Settings, token: str) -> tuple[str, str] | 
     except (ValueError, UnicodeDecodeError):
         return None
     expected = _sign(settings.resolved_webhook_secret(), payload)
-    return (enrollment_id, channel) if hmac.compare_digest(sig, expected) else None
+    # compare_digest raises TypeError for non-ASCII text: such a signature never matches.
+    genuine = sig.isascii() and hmac.compare_digest(sig, expected)
+    return (enrollment_id, channel) if genuine else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -59,8 +60,15 @@ class CustomerIn(BaseModel):
     @field_validator("email")
     @classmethod
     def _email(cls, v: str | None) -> str | None:
-        if v is not None and ("@" not in v or v.startswith("@") or v.endswith("@") or " " in v):
-            raise ValueError(f"{v!r} is not an email address")
+        """Syntax only (email-validator; no DNS look-up): refuses CR/LF and other characters
+        that could inject mail headers, quoted local parts, IP-literal domains and
+        special-use domains that never receive mail (.test, .local, localhost, …). Stored
+        as given."""
+        if v is not None:
+            try:
+                validate_email(v, check_deliverability=False)
+            except EmailNotValidError as exc:
+                raise ValueError(f"{v!r} is not an email address ({exc})") from None
         return v
 
     @field_validator("phone")

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -49,8 +50,14 @@ class Customer(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
+# A trigger campaign has one version taking events at a time (listening or paused).
+ENROLLING = "status IN ('listening', 'paused') AND trigger_event IS NOT NULL"
+
+
 class Run(Base):
     __tablename__ = "runs"
+    __table_args__ = (Index("uq_runs_one_enrolling_version", "campaign", unique=True,
+                            sqlite_where=text(ENROLLING), postgresql_where=text(ENROLLING)),)
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     campaign: Mapped[str] = mapped_column(String(64), index=True)
     description: Mapped[str] = mapped_column(Text, default="")
@@ -58,24 +65,39 @@ class Run(Base):
     # later never changes what an in-flight cascade sends.
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
     trigger_event: Mapped[str | None] = mapped_column(String(128), index=True)
-    # listening (trigger) | running (audience) | stopped
+    # vocabulary.RunStatus; every change goes through cascade/lifecycle.py
     status: Mapped[str] = mapped_column(String(16), index=True)
     time_scale: Mapped[float] = mapped_column(Float, default=1.0)
     audience_total: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # 1, 2, … per campaign slug; a launch with the same content_hash is the same version
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    superseded_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class Enrollment(Base):
     __tablename__ = "enrollments"
-    __table_args__ = (UniqueConstraint("run_id", "customer_id", name="uq_enrollment_run_customer"),
+    __table_args__ = (Index("ix_enrollments_run_customer", "run_id", "customer_id"),
                       Index("ix_enrollments_customer_status", "customer_id", "status"),
-                      Index("ix_enrollments_run_status", "run_id", "status"))
+                      Index("ix_enrollments_run_status", "run_id", "status"),
+                      Index("ix_enrollments_entry", "campaign", "customer_id", "entry_key"),
+                      UniqueConstraint("active_entry", name="uq_enrollments_active_entry"))
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # opaque, no PII
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
     customer_id: Mapped[str] = mapped_column(String(255))
+    campaign: Mapped[str | None] = mapped_column(String(64))  # the run's slug
+    # An entry is (campaign, customer, entry_key): the trigger's `key` value, "" without one.
+    entry_key: Mapped[str | None] = mapped_column(String(255))
+    # Set while the cascade is live (pending/active), NULL once it ended: the unique index
+    # lets the database refuse a second live cascade for an entry, across versions and runs.
+    active_entry: Mapped[str | None] = mapped_column(String(64))
+    # The event data field a conversion must match (`conversion.match: key`), else NULL.
+    match_key: Mapped[str | None] = mapped_column(String(128))
     variant: Mapped[str] = mapped_column(String(64), default="default")
-    # pending (row written, workflow not yet confirmed) → active → completed | converted;
-    # or excluded (never started, exit_reason says why)
+    # pending (row written, workflow not yet confirmed) → active → completed | converted |
+    # stopped | exited; or excluded (never started); exit_reason says why where it matters
     status: Mapped[str] = mapped_column(String(16))
     exit_reason: Mapped[str | None] = mapped_column(String(64))
     promo_code: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -195,6 +217,9 @@ class InboundEvent(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     enrolled: Mapped[int] = mapped_column(Integer, default=0)
+    # What the event did besides enrolling: [{"campaign", "reason"}] not enrolled, and the
+    # cascades an exit event ended — the same answer for a repeated event_id.
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Suppression(Base):
@@ -206,3 +231,12 @@ class Suppression(Base):
     address: Mapped[str] = mapped_column(String(4096))
     reason: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RequestSignature(Base):
+    """Every accepted signature of a signed API write, so that each takes effect once
+    (api/replay.py); rows older than twice the signature tolerance are pruned."""
+    __tablename__ = "request_signatures"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the v2 mac
+    signed_at: Mapped[datetime] = mapped_column(DateTime, index=True)  # the signature's t
+    accepted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -17,7 +17,7 @@ from omnicascade.reports.data import Member, RunData, load_run, planned_steps
 from omnicascade.reports.experiment import ab_tests, holdout_lift
 from omnicascade.reports.export import write_csv
 from omnicascade.reports.format import iso
-from omnicascade.reports.funnel import funnel, money
+from omnicascade.reports.funnel import ended_note, endings, funnel, money
 from omnicascade.reports.runs import status_of
 from omnicascade.reports.stats import ALPHA, percentiles, rate_ci
 from omnicascade.vocabulary import HOLDOUT, LIVE_ENROLLMENT, Phase
@@ -111,6 +111,10 @@ def compose(data: RunData, status: str, alpha: float = ALPHA) -> dict[str, Any]:
     if not any(r["feedback"] for r in overall):
         notes.append("no provider reported delivery, opens or clicks for this run "
                      "(the outbox reports none): those funnel columns are empty")
+    ended = endings((m.status, m.exit_reason) for m in data.members)
+    note = ended_note(ended)
+    if note:
+        notes.append(note)
     conv = rate_ci(sum(m.converted for m in data.members), len(data.members), alpha)
     return {
         "run_id": data.run_id, "campaign": data.campaign, "description": data.description,
@@ -120,6 +124,7 @@ def compose(data: RunData, status: str, alpha: float = ALPHA) -> dict[str, Any]:
         "enrolled": len(data.members), "converted": conv["converted"],
         "excluded": data.excluded,
         "active": sum(m.status in LIVE_ENROLLMENT for m in data.members),
+        **ended,
         "conversion_rate": conv,
         "variants": {n: variant_summary(groups[n], alpha, holdout=n == HOLDOUT)
                      for n in names},

@@ -35,6 +35,7 @@ def hours(v: float | None) -> str:
     return f"{v * 60:.0f} min" if v < 1 else f"{v:.1f} h" if v < 48 else f"{v / 24:.1f} d"
 
 
-def reasons(r: dict[str, int], deferred: int = 0) -> str:
+def reasons(r: dict[str, int], deferred: int = 0, held: int = 0) -> str:
     out = [f"{SKIP_LABELS.get(k, k)} {n}" for k, n in r.items()]  # type: ignore[call-overload]
-    return ", ".join(out + ([f"(deferred by quiet hours: {deferred})"] if deferred else []))
+    out += [f"(deferred by quiet hours: {deferred})"] if deferred else []
+    return ", ".join(out + ([f"(held while paused: {held})"] if held else []))

@@ -4,11 +4,20 @@ and what each step cost and earned (its marginal value)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from omnicascade.reports.attribution import credited_send
 from omnicascade.reports.data import BOUNCED, CLICKED, DELIVERED, OPENED, Member
-from omnicascade.vocabulary import LIVE_ENROLLMENT, NOT_DELIVERED, WENT_OUT, DeliveryStatus, Phase
+from omnicascade.vocabulary import (
+    LIVE_ENROLLMENT,
+    NOT_DELIVERED,
+    WENT_OUT,
+    DeliveryStatus,
+    EnrollmentStatus,
+    Phase,
+    SkipReason,
+)
 
 Key = tuple[int, int, str]  # (phase order, index, channel)
 PHASES: dict[str, int] = {Phase.CASCADE: 0, Phase.FOLLOW_UP: 1}
@@ -25,7 +34,8 @@ def money(cost: float, conversions: int, revenue: float) -> dict[str, float | No
 
 def _row(phase: str, index: int, channel: str) -> dict[str, Any]:
     return {"phase": phase, "index": index, "channel": channel, "reached": 0, "attempted": 0,
-            "sent": 0, "unknown": 0, "failed": 0, "in_flight": 0, "deferred": 0, "skipped": 0,
+            "sent": 0, "unknown": 0, "failed": 0, "in_flight": 0, "deferred": 0, "held": 0,
+            "skipped": 0,
             "skipped_by_reason": {}, "feedback": False, "delivered": 0, "opened": 0,
             "clicked": 0, "bounced": 0, "converted_after": 0, "revenue": 0.0, "cost": 0.0,
             "waiting": 0}
@@ -33,6 +43,29 @@ def _row(phase: str, index: int, channel: str) -> dict[str, Any]:
 
 def channel_untracked(r: dict[str, Any]) -> bool:
     return r["channel"] not in OPEN_TRACKING and not (r["opened"] or r["clicked"])
+
+
+def endings(ended: Iterable[tuple[str | None, str | None]]) -> dict[str, Any]:
+    """Cascades ended before they ran out, from (status, exit_reason) pairs: how many were
+    stopped (run stopped, version replaced) and exited (an exit event), and why."""
+    out: dict[str, Any] = {"stopped": 0, "exited": 0, "stopped_by_reason": {},
+                           "exited_by_reason": {}}
+    for status, reason in ended:
+        if status in (EnrollmentStatus.STOPPED, EnrollmentStatus.EXITED):
+            out[status] += 1
+            by = out[f"{status}_by_reason"]
+            by[reason or "other"] = by.get(reason or "other", 0) + 1
+    for key in ("stopped_by_reason", "exited_by_reason"):
+        out[key] = dict(sorted(out[key].items()))
+    return out
+
+
+def ended_note(e: dict[str, Any]) -> str | None:
+    """The report's sentence about cascades that were stopped or exited, if any."""
+    parts = [f"{e[k]} {k}" + (" (" + ", ".join(f"{r} {n}" for r, n in e[f"{k}_by_reason"]
+                                                .items()) + ")")
+             for k in ("stopped", "exited") if e[k]]
+    return "cascades ended before they ran out: " + "; ".join(parts) if parts else None
 
 
 def funnel(members: list[Member], planned: list[tuple[int, str]] | None = None
@@ -58,8 +91,8 @@ def funnel(members: list[Member], planned: list[tuple[int, str]] | None = None
                 reason = s.reason or "other"
                 r["skipped_by_reason"][reason] = r["skipped_by_reason"].get(reason, 0) + 1
                 continue
-            if s.status == DeliveryStatus.DEFERRED:  # held back by quiet hours; goes out later
-                r["deferred"] += 1
+            if s.status == DeliveryStatus.DEFERRED:  # goes out later: quiet hours, or
+                r["held" if s.reason == SkipReason.PAUSED else "deferred"] += 1  # paused run
                 continue
             r["attempted"] += 1
             if s.status in WENT_OUT:

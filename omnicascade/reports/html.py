@@ -105,7 +105,8 @@ def _funnel_rows(rows: list[dict[str, Any]], cur: str | None) -> list[list[str]]
         out.append([step, s["channel"], num(s["reached"]), num(s["sent"]),
                     num(s["delivered"]), num(s["opened"]), num(s["clicked"]),
                     num(s["failed"]), num(s["skipped"]),
-                    "§" + reasons(s["skipped_by_reason"], s.get("deferred", 0)),
+                    "§" + reasons(s["skipped_by_reason"], s.get("deferred", 0),
+                                  s.get("held", 0)),
                     num(s["converted_after"]), money(s["cost"], cur)])
     return out
 

@@ -14,19 +14,24 @@ from omnicascade.db.models import ConversionEvent, Delivery, Enrollment, Run
 from omnicascade.errors import NotFound
 from omnicascade.reports.data import load_run
 from omnicascade.reports.format import iso
-from omnicascade.reports.funnel import funnel
+from omnicascade.reports.funnel import endings, funnel
 from omnicascade.vocabulary import WENT_OUT, EnrollmentStatus, Phase, RunStatus
 
 # The `runs show --json` keys of a step, in this order (the report's rows have more).
 STEP_KEYS = ("index", "channel", "sent", "skipped", "failed", "unknown", "deferred",
-             "skipped_by_reason", "waiting")
+             "skipped_by_reason", "waiting", "held")
 
 
 def run_status(run: Run, counts: dict[str, int]) -> str:
-    if run.status in (RunStatus.LISTENING, RunStatus.STOPPED):
-        return run.status
+    """The run's status as people should see it (vocabulary.RunStatus): an audience run
+    whose cascades have all ended has completed, a draining one has stopped (control.py
+    writes that the next time someone asks to change the run)."""
     live = counts.get(EnrollmentStatus.PENDING, 0) + counts.get(EnrollmentStatus.ACTIVE, 0)
-    return RunStatus.RUNNING if live else "completed"
+    if run.status == RunStatus.RUNNING and not live:
+        return RunStatus.COMPLETED.value
+    if run.status == RunStatus.DRAINING and not live:
+        return RunStatus.STOPPED.value
+    return str(run.status)
 
 
 def _status_counts(session: Session, run_ids: list[str]) -> dict[str, dict[str, int]]:
@@ -56,12 +61,15 @@ def runs_list(*, session: Session) -> list[dict[str, Any]]:
         c = counts.get(run.id, {})
         enrolled = sum(n for s, n in c.items() if s != EnrollmentStatus.EXCLUDED)
         conv = converted.get(run.id, 0)
-        rows.append({"run_id": run.id, "campaign": run.campaign, "status": run_status(run, c),
+        rows.append({"run_id": run.id, "campaign": run.campaign, "version": run.version,
+                     "status": run_status(run, c),
                      "created_at": iso(run.created_at), "enrolled": enrolled,
                      "excluded": c.get(EnrollmentStatus.EXCLUDED, 0),
                      "active": c.get(EnrollmentStatus.ACTIVE, 0)
                      + c.get(EnrollmentStatus.PENDING, 0), "converted": conv,
-                     "conversion_rate": round(conv / enrolled, 4) if enrolled else 0.0})
+                     "conversion_rate": round(conv / enrolled, 4) if enrolled else 0.0,
+                     "stopped": c.get(EnrollmentStatus.STOPPED, 0),
+                     "exited": c.get(EnrollmentStatus.EXITED, 0)})
     return rows
 
 
@@ -84,11 +92,13 @@ def run_show(run_id: str, *, session: Session) -> dict[str, Any]:
         v = variants.setdefault(m.variant, {"enrolled": 0, "converted": 0})
         v["enrolled"] += 1
         v["converted"] += m.converted
-    return {"run_id": run.id, "campaign": run.campaign, "status": run_status(run, counts),
+    return {"run_id": run.id, "campaign": run.campaign, "version": run.version,
+            "status": run_status(run, counts),
             "created_at": iso(run.created_at), "trigger": run.trigger_event,
             "enrolled": len(data.members), "excluded": data.excluded,
             "active": counts[EnrollmentStatus.ACTIVE] + counts[EnrollmentStatus.PENDING],
             "converted": sum(m.converted for m in data.members),
+            **endings((m.status, m.exit_reason) for m in data.members),
             "steps": [_step(r) for r in rows if r["phase"] == Phase.CASCADE],
             "after_conversion": [_step(r) for r in rows if r["phase"] == Phase.FOLLOW_UP],
             "variants": variants,
@@ -100,13 +110,15 @@ def _step(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def sends_after_conversion(*, session: Session, run_id: str | None = None) -> int:
-    """Cascade messages handed to a provider after the customer's conversion was recorded.
-    Promise 1 says this is always 0; the demo and the benchmark print it."""
+    """Cascade messages handed to a provider after the customer's conversion was recorded,
+    by the moment the provider was called (`sending_at`; rows older than that column by
+    their creation). Promise 1 says this is always 0; the demo and the benchmark print it."""
     q = (select(func.count()).select_from(Delivery)
          .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
          .join(ConversionEvent, ConversionEvent.event_id == Enrollment.conversion_event_id)
          .where(Delivery.phase == Phase.CASCADE, Delivery.status.in_(WENT_OUT),
-                Delivery.created_at > ConversionEvent.recorded_at))
+                func.coalesce(Delivery.sending_at, Delivery.created_at)
+                > ConversionEvent.recorded_at))
     if run_id:
         q = q.where(Delivery.run_id == run_id)
     return int(session.scalar(q) or 0)

@@ -60,7 +60,7 @@ def funnel_table(title: str, rows: list[dict[str, Any]], cur: str | None) -> Tab
         t.add_row(step, s["channel"], num(s["reached"]), num(s["sent"]), num(s["delivered"]),
                   num(s["opened"]), num(s["clicked"]), num(s["failed"]), num(s["skipped"]),
                   num(s["converted_after"]), money(s["cost"], cur), money(s["revenue"], cur),
-                  reasons(s["skipped_by_reason"], s.get("deferred", 0)))
+                  reasons(s["skipped_by_reason"], s.get("deferred", 0), s.get("held", 0)))
     return t
 
 

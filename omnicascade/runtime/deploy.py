@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import Any
 
 import uvicorn
 
@@ -40,7 +41,23 @@ async def run_worker_process(settings: Settings) -> None:
     await run_worker(client, settings, stop)
 
 
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's X-Forwarded-For/-Proto handling: off unless OMNICASCADE_TRUSTED_PROXIES
+    names the proxies allowed to set them (uvicorn's own default trusts 127.0.0.1, so any
+    local client could claim to be https or another address)."""
+    proxies = settings.trusted_proxy_list()
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies}
+
+
+def bound_to(settings: Settings, host: str | None, port: int | None) -> Settings:
+    """The settings with the address the API really listens on (--host/--port), which is
+    where providers' webhooks are verified against when no public URL is set."""
+    return settings.model_copy(update={"api_host": host or settings.api_host,
+                                       "api_port": port or settings.api_port})
+
+
 def run_api_process(settings: Settings, *, host: str | None = None,
                     port: int | None = None) -> None:
-    uvicorn.run(create_app(settings), host=host or settings.api_host,
-                port=port or settings.api_port, log_level="info")
+    settings = bound_to(settings, host, port)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
+                log_level="info", **proxy_options(settings))

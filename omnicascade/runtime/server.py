@@ -26,6 +26,7 @@ from omnicascade.cascade.temporal import connect
 from omnicascade.config import Settings
 from omnicascade.db.migrate import upgrade
 from omnicascade.errors import ConfigError
+from omnicascade.runtime.deploy import bound_to, proxy_options
 from omnicascade.runtime.worker import run_worker
 from omnicascade.workflows import search
 
@@ -91,7 +92,7 @@ class EmbeddedStack:
         self.port = port if port is not None else settings.api_port
         self.temporal_port = temporal_port or settings.temporal_port
         self.ui_port = ui_port or settings.temporal_ui_port
-        self.settings = settings
+        self.settings = bound_to(settings, self.host, self.port)
         self._proc: subprocess.Popen | None = None
         self._tasks: list[asyncio.Task] = []
         self._stop = asyncio.Event()
@@ -125,7 +126,7 @@ class EmbeddedStack:
         home.mkdir(parents=True, exist_ok=True)
         if self.base.embedded:
             self._start_temporal()
-            self.settings = self.base.model_copy(update={
+            self.settings = self.settings.model_copy(update={
                 "temporal_address": f"127.0.0.1:{self.temporal_port}"})
         await asyncio.to_thread(upgrade, self.settings.db_url)
         self.settings.resolved_webhook_secret(create=True)
@@ -135,7 +136,8 @@ class EmbeddedStack:
             raise ConfigError(f"API port {self.port} is already in use; use --port")
         app = create_app(self.settings, client)
         self._api = _ApiServer(uvicorn.Config(app, host=self.host, port=self.port,
-                                              log_level="warning", access_log=False))
+                                              log_level="warning", access_log=False,
+                                              **proxy_options(self.settings)))
         self._tasks.append(asyncio.create_task(self._api.serve()))
         while not self._api.started:
             if self._tasks[-1].done():

@@ -4,6 +4,14 @@ For each step: deliver, then wait up to `wait` for a conversion. A step that cou
 reach the customer (no address, unsubscribed, permanent failure) moves on at once. The
 `conversion` signal stops the loop immediately, even mid-wait; the deliver activity
 re-checks the database before every send, so a lost signal never leaks a message.
+
+Run control (behind `workflow.patched(PATCH_RUN_CONTROL)`, so cascades started before it
+replay exactly as they ran): `stop` ends the cascade at once — mid-wait, mid-deferral,
+follow-ups included — and records it stopped or exited; a send already in flight completes,
+nothing starts after. `pause` holds sends (waits keep running; a conversion or a stop still
+ends the cascade); `resume` attempts the held step at once, re-checked by the activity. The
+signals only make this prompt: the activity reads the run's status before every send, and a
+send it holds (a deferral with reason `paused`) is held here the same way.
 """
 
 from __future__ import annotations
@@ -21,9 +29,13 @@ with workflow.unsafe.imports_passed_through():
     from omnicascade.workflows.types import (
         ACTIVITY_DELIVER,
         ACTIVITY_FINISH,
+        PATCH_RUN_CONTROL,
         QUERY_PROGRESS,
         SIGNAL_CONVERSION,
+        SIGNAL_PAUSE,
+        SIGNAL_RESUME,
         SIGNAL_STEP_FAILED,
+        SIGNAL_STOP,
         WORKFLOW,
         CascadeInput,
         ConversionSignal,
@@ -32,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         FinishInput,
         Progress,
         StepPlan,
+        StopSignal,
         TimelineEntry,
     )
 
@@ -46,6 +59,12 @@ class CustomerCascade:
         self._state = "starting"
         self._timeline: list[TimelineEntry] = []
         self._failed_steps: set[str] = set()
+        self._controls = False  # workflow.patched(PATCH_RUN_CONTROL), the first thing run() does
+        self._stop: StopSignal | None = None
+        self._stop_first = False  # the stop came before any conversion: it decides the outcome
+        self._paused = False
+        self._told = 0  # pause/resume signals so far: newer than an attempt's answer?
+        self._holds = 0  # the activity's "paused" answers in a row: each recheck waits longer
 
     @workflow.signal(name=SIGNAL_CONVERSION)
     def conversion(self, signal: ConversionSignal) -> None:
@@ -59,6 +78,20 @@ class CustomerCascade:
         email bounce): stop waiting on that step and move to the next channel at once."""
         self._failed_steps.add(step_key)
 
+    @workflow.signal(name=SIGNAL_STOP)
+    def stop(self, signal: StopSignal) -> None:
+        """End now: the run was stopped, the version replaced, or an exit event came."""
+        if self._stop is None:
+            self._stop, self._stop_first = signal, not self._converted
+
+    @workflow.signal(name=SIGNAL_PAUSE)
+    def pause(self) -> None:
+        self._paused, self._told = True, self._told + 1
+
+    @workflow.signal(name=SIGNAL_RESUME)
+    def resume(self) -> None:
+        self._paused, self._told = False, self._told + 1
+
     @workflow.query(name=QUERY_PROGRESS)
     def progress(self) -> Progress:
         return Progress(self._state, self._converted, self._conversion_event_id,
@@ -66,12 +99,16 @@ class CustomerCascade:
 
     @workflow.run
     async def run(self, inp: CascadeInput) -> str:
+        # First, always at the same point: a cascade started before run control replays
+        # without the marker and keeps its old behaviour (its sends still stop and hold at
+        # the send-time guard); every new one records the marker and honours the signals.
+        self._controls = workflow.patched(PATCH_RUN_CONTROL)
         # OmnicascadeStatus=active was set when the workflow was started; no upsert needed.
         if inp.holdout:
             return await self._holdout(inp)
         recorded = False
         for n, step in enumerate(inp.steps):
-            if self._converted:
+            if self._converted or self._stopped():
                 break
             self._state = f"sending step {step.key} ({step.channel})"
             last = n == len(inp.steps) - 1 and step.wait_s == 0
@@ -80,27 +117,35 @@ class CustomerCascade:
             if result.status == DeliveryStatus.SKIPPED and result.reason == SkipReason.CONVERTED:
                 self._converted = True  # the send-time guard saw a conversion we were not told of
                 break
+            if self._guard_stopped(result):
+                break
             # unknown: it may have gone out, so it gets its wait
-            if result.status in WENT_OUT and step.wait_s > 0 and not self._converted:
+            if result.status in WENT_OUT and step.wait_s > 0 and not self._converted \
+                    and not self._stopped():
                 self._state = f"waiting after step {step.key} ({step.channel})"
                 key = step.key
 
                 def stop_waiting(key: str = key) -> bool:
-                    return self._converted or key in self._failed_steps
+                    return self._converted or key in self._failed_steps or self._stopped()
 
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(stop_waiting,
                                                   timeout=self._scaled(inp, step.wait_s))
 
+        if self._stopped() and self._stop_first:
+            return await self._end_stopped(inp)
         outcome = EnrollmentStatus.CONVERTED if self._converted else EnrollmentStatus.COMPLETED
         if self._converted:
             self._set_status(inp, EnrollmentStatus.CONVERTED)
-            for follow_up in inp.follow_ups:
-                if follow_up.wait_s > 0:
+            for follow_up in inp.follow_ups:  # a stop cancels the ones still due
+                if follow_up.wait_s > 0 and not self._stopped():
                     self._state = f"follow-up {follow_up.key} due in {follow_up.wait_s}s"
-                    await workflow.sleep(self._scaled(inp, follow_up.wait_s))
+                    await self._sleep(self._scaled(inp, follow_up.wait_s))
+                if self._stopped():
+                    break
                 self._state = f"sending follow-up {follow_up.key} ({follow_up.channel})"
-                await self._deliver(inp, follow_up)
+                if self._guard_stopped(await self._deliver(inp, follow_up)):
+                    break
         if outcome == EnrollmentStatus.COMPLETED and recorded:
             # the last step's activity already wrote "completed" to the database
             self._state = outcome
@@ -108,11 +153,16 @@ class CustomerCascade:
             return outcome
         return await self._finish(inp, outcome)
 
-    async def _finish(self, inp: CascadeInput, outcome: str) -> str:
+    async def _end_stopped(self, inp: CascadeInput) -> str:
+        assert self._stop is not None
+        return await self._finish(inp, self._stop.status, self._stop.reason)
+
+    async def _finish(self, inp: CascadeInput, outcome: str, reason: str | None = None) -> str:
         self._state = outcome
         await workflow.execute_activity(
             ACTIVITY_FINISH, FinishInput(inp.enrollment_id, outcome,
-                                             self._conversion_event_id),
+                                         self._conversion_event_id if reason is None
+                                         else reason),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1),
                                      maximum_interval=timedelta(minutes=1)))
@@ -124,19 +174,36 @@ class CustomerCascade:
         conversion rate compares like for like with the variants."""
         self._state = "holdout: watching for a conversion, sending nothing"
         window = sum(s.wait_s for s in inp.steps)
-        if window > 0 and not self._converted:
+        if window > 0 and not self._converted and not self._stopped():
             with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(lambda: self._converted,
+                await workflow.wait_condition(lambda: self._converted or self._stopped(),
                                               timeout=self._scaled(inp, window))
+        if self._stopped() and self._stop_first:
+            return await self._end_stopped(inp)
         return await self._finish(inp, EnrollmentStatus.CONVERTED if self._converted
                                   else EnrollmentStatus.COMPLETED)
 
     async def _deliver(self, inp: CascadeInput, step: StepPlan,
                        completes: bool = False) -> DeliverResult:
         """Deliver a step, honouring quiet-hour deferrals (a durable timer in the workflow,
-        interrupted by a conversion for cascade steps)."""
+        interrupted by a conversion for cascade steps, and by a stop) and holding it while
+        the run is paused."""
         while True:
+            if self._controls:
+                await self._hold(inp, step)
+                if self._ends(step):
+                    return DeliverResult(f"{inp.enrollment_id}:{step.key}",
+                                         DeliveryStatus.SKIPPED, SkipReason.STOPPED
+                                         if self._stopped() else SkipReason.CONVERTED)
+            told = self._told
             result = await self._attempt(inp, step, completes)
+            held = result.status == DeliveryStatus.DEFERRED and \
+                result.reason == SkipReason.PAUSED and self._controls
+            if self._told == told:  # no newer word from a signal: the database has it right
+                self._paused = held
+            self._holds = self._holds + 1 if held else 0
+            if held:
+                continue
             if result.status != DeliveryStatus.DEFERRED or not result.defer_until:
                 return result
             until = datetime.fromisoformat(result.defer_until)
@@ -145,12 +212,52 @@ class CustomerCascade:
                           f"{result.defer_until}"
             if step.phase == Phase.CASCADE:
                 with contextlib.suppress(TimeoutError):
-                    await workflow.wait_condition(lambda: self._converted, timeout=delay)
+                    await workflow.wait_condition(lambda: self._converted or self._stopped(),
+                                                  timeout=delay)
                 if self._converted:
                     return DeliverResult(result.delivery_id, DeliveryStatus.SKIPPED,
                                          SkipReason.CONVERTED)
             else:
-                await workflow.sleep(delay)
+                await self._sleep(delay)
+
+    async def _hold(self, inp: CascadeInput, step: StepPlan) -> None:
+        """While the run is paused start no send: wait for a resume, a stop or (cascade
+        steps) a conversion, or until it is time to ask the activity again (the database
+        is the truth: a lost resume signal only delays the send). Each recheck that finds
+        the run still paused doubles the next wait, up to pause_recheck_max_s, so a long
+        pause costs a few activities a day, not one every few minutes."""
+        if not self._paused or self._ends(step):
+            return
+        self._state = f"step {step.key} ({step.channel}) held: run paused"
+        wait = min(inp.pause_recheck_s * 2 ** min(self._holds, 30),
+                   max(inp.pause_recheck_max_s, inp.pause_recheck_s))
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(lambda: not self._paused or self._ends(step),
+                                          timeout=timedelta(seconds=max(wait, 1)))
+
+    def _stopped(self) -> bool:
+        return self._controls and self._stop is not None
+
+    def _ends(self, step: StepPlan) -> bool:
+        """Whether this step must not be sent any more: a stop; for cascade steps, a
+        conversion."""
+        return self._stopped() or (step.phase == Phase.CASCADE and self._converted)
+
+    def _guard_stopped(self, result: DeliverResult) -> bool:
+        """The send-time guard found the run stopped or the cascade ended (a stop we were
+        not told of): take it as the stop signal."""
+        if self._controls and result.status == DeliveryStatus.SKIPPED \
+                and result.reason == SkipReason.STOPPED:
+            self.stop(StopSignal(EnrollmentStatus.STOPPED, SkipReason.STOPPED))
+        return self._stopped()
+
+    async def _sleep(self, delay: timedelta) -> None:
+        """A durable timer; with run control a stop cuts it short."""
+        if not self._controls:
+            await workflow.sleep(delay)
+            return
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(self._stopped, timeout=delay)
 
     async def _attempt(self, inp: CascadeInput, step: StepPlan,
                        completes: bool = False) -> DeliverResult:
@@ -161,6 +268,10 @@ class CustomerCascade:
             cause = getattr(err.cause, "message", None) or str(err.cause or err)
             result = DeliverResult(f"{inp.enrollment_id}:{step.key}", DeliveryStatus.FAILED,
                                    f"{GAVE_UP}: {cause}", gave_up=True)
+        last = self._timeline[-1] if self._timeline else None
+        if result.reason == SkipReason.PAUSED and last is not None and \
+                (last.step, last.status, last.reason) == (step.key, result.status, result.reason):
+            return result  # still held: the timeline already says so
         self._timeline.append(TimelineEntry(step.key, step.channel, result.status, result.reason,
                                             workflow.now().isoformat()))
         return result

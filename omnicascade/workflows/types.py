@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 WORKFLOW = "CustomerCascade"
 SIGNAL_CONVERSION = "conversion"
 SIGNAL_STEP_FAILED = "step_failed"
+SIGNAL_STOP = "stop"      # StopSignal: end now (run stopped, version replaced, exit event)
+SIGNAL_PAUSE = "pause"    # hold sends until resumed; waits keep running
+SIGNAL_RESUME = "resume"  # held sends go out, each re-checked
+PATCH_RUN_CONTROL = "run-control"  # workflow.patched(): stop/pause/resume handling
 QUERY_PROGRESS = "progress"
 ACTIVITY_DELIVER = "deliver_step"
 ACTIVITY_FINISH = "finish_enrollment"
@@ -35,12 +39,20 @@ class CascadeInput:
     send_max_attempts: int = 10
     send_initial_retry_s: float = 1.0
     search_attributes: bool = True
+    pause_recheck_s: float = 300.0  # a send held by a paused run is asked again after this,
+    pause_recheck_max_s: float = 21_600.0  # then after twice as long each time, up to this
 
 
 @dataclass
 class ConversionSignal:
     event_id: str
     type: str
+
+
+@dataclass
+class StopSignal:
+    status: str            # vocabulary.EnrollmentStatus: stopped | exited
+    reason: str            # e.g. "stopped", "replaced", or the exit event's type
 
 
 @dataclass
@@ -56,7 +68,8 @@ class DeliverResult:
     status: str            # vocabulary.DeliveryStatus: sent, skipped, failed, unknown, deferred
     reason: str | None = None
     provider_message_id: str | None = None
-    defer_until: str | None = None  # ISO UTC instant, for status "deferred" (quiet hours)
+    defer_until: str | None = None  # ISO UTC instant, for "deferred" (reason: quiet_hours
+    #                                 or paused — held until the run resumes)
     # Set by the workflow, never by the activity: its retries ran out, so the activity's
     # own completion write (DeliverInput.completes) never happened.
     gave_up: bool = False
@@ -65,8 +78,8 @@ class DeliverResult:
 @dataclass
 class FinishInput:
     enrollment_id: str
-    status: str            # completed | converted
-    reason: str | None = None  # the conversion's event id
+    status: str            # completed | converted | stopped | exited
+    reason: str | None = None  # the conversion's event id; why it was stopped or exited
 
 
 @dataclass

@@ -18,7 +18,7 @@ from omnicascade.customers.links import unsubscribe_token
 from omnicascade.db.models import ConversionEvent, Enrollment, InboundEvent, Suppression
 from omnicascade.db.session import session_scope
 from omnicascade.runtime.worker import build_worker
-from tests.helpers.api import SECRET
+from tests.helpers.api import SECRET, FreshSigner
 from tests.helpers.campaigns import FULL, write_campaign
 from tests.helpers.cascades import add_customers, finish, handle, outbox
 
@@ -44,11 +44,14 @@ class Api:
     def __init__(self, app):  # noqa: ANN001
         self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                       base_url="http://api")
+        self.sign = FreshSigner()
 
     async def post(self, path: str, payload: Any, *, secret: str = SECRET,
                    t: int | None = None, header: str | None = None) -> httpx.Response:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        sig = header if header is not None else sign(secret, body, t)
+        sig = header if header is not None else (
+            self.sign(secret, "POST", path, body) if t is None
+            else sign(secret, "POST", path, body, t))
         return await self.http.post(path, content=body, headers={
             HEADER: sig, "content-type": "application/json"})
 
@@ -75,7 +78,7 @@ async def test_unsigned_forged_and_stale_writes_are_refused_without_effect(stack
     cases = [api.post("/v1/customers", payload, header=""),
              api.post("/v1/customers", payload, secret="wrong-secret"),
              api.post("/v1/customers", payload, t=int(time.time()) - 301),
-             api.post("/v1/customers", payload, header="t=abc,v1=00"),
+             api.post("/v1/customers", payload, header="t=abc,v2=00"),
              api.post("/v1/conversions", {"event_id": "x", "type": "order_placed",
                                           "customer_id": "c9"}, secret="nope"),
              api.post("/v1/events", {"event_id": "x", "type": "t", "customer_id": "c9"},

@@ -2,7 +2,8 @@
 local port, so the API's lazy connect fails fast and the API keeps recording).
 
 - the signature contract of DESIGN §4 on every signed write route, enumerated from the
-  app's own OpenAPI: missing, wrong, malformed, stale and future signatures → 401, no change;
+  app's own OpenAPI: missing, wrong, malformed, stale and future signatures, and ones made
+  for another route or method or in the old v1 form → 401, no change;
 - request size limits, also when Content-Length lies or is absent (chunked body);
 - schemathesis over the whole schema, unsigned and signed: no 5xx, never a traceback.
 """
@@ -30,7 +31,7 @@ from omnicascade.api.signature import HEADER, sign
 from omnicascade.config import Settings
 from omnicascade.db.models import Base
 from omnicascade.db.session import session_scope
-from tests.helpers.api import SECRET
+from tests.helpers.api import SECRET, FreshSigner
 from tests.helpers.campaigns import FULL
 from tests.helpers.cascades import add_customers
 
@@ -82,36 +83,42 @@ def db_state(url: str) -> dict[str, list[str]]:
                 for t in Base.metadata.sorted_tables}
 
 
-def _mac(secret: str, t: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+def _mac(secret: str, t: str, body: bytes, path: str, method: str = "POST") -> str:
+    signed = f"{t}.{method}.{path}.".encode() + body
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
-def bad_signatures(body: bytes) -> dict[str, bytes | None]:
+def bad_signatures(path: str, body: bytes) -> dict[str, bytes | None]:
     now = int(time.time())
-    good = _mac(SECRET, str(now), body)
+    good = _mac(SECRET, str(now), body, path)
+    other_path = "/v1/events" if path != "/v1/events" else "/v1/conversions"
     return {
         "missing": None,
         "empty": b"",
-        "wrong secret": sign("not-the-secret", body).encode(),
-        "other body": sign(SECRET, body + b" ").encode(),
-        "other timestamp": f"t={now - 1},v1={good}".encode(),
-        "no v1": f"t={now}".encode(),
-        "empty v1": f"t={now},v1=".encode(),
-        "no t": f"v1={good}".encode(),
-        "t not a number": f"t=abc,v1={good}".encode(),
-        "t a float": f"t={now}.0,v1={good}".encode(),
-        "t huge": f"t={'9' * 400},v1={good}".encode(),
+        "wrong secret": sign("not-the-secret", "POST", path, body).encode(),
+        "other body": sign(SECRET, "POST", path, body + b" ").encode(),
+        "other route": sign(SECRET, "POST", other_path, body).encode(),
+        "other method": sign(SECRET, "PUT", path, body).encode(),
+        "path with a query": sign(SECRET, "POST", path + "?x=1", body).encode(),
+        "old v1 scheme": f"t={now},v1={_mac(SECRET, str(now), body, path)}".encode(),
+        "other timestamp": f"t={now - 1},v2={good}".encode(),
+        "no v2": f"t={now}".encode(),
+        "empty v2": f"t={now},v2=".encode(),
+        "no t": f"v2={good}".encode(),
+        "t not a number": f"t=abc,v2={good}".encode(),
+        "t a float": f"t={now}.0,v2={good}".encode(),
+        "t huge": f"t={'9' * 400},v2={good}".encode(),
         "garbage": b"garbage",
         "only commas": b",,,,",
         "v0 scheme": f"t={now},v0={good}".encode(),
-        "uppercase key": f"T={now},V1={good}".encode(),
-        "truncated mac": f"t={now},v1={good[:-1]}".encode(),
-        "non-ascii mac": f"t={now},v1=".encode() + "é".encode("latin-1") * 64,
-        "non-ascii t": "t=١٢٣,v1=00".encode(),
-        "replayed 301s old": sign(SECRET, body, now - 301).encode(),
-        "replayed a day old": sign(SECRET, body, now - 86400).encode(),
-        "301s in the future": sign(SECRET, body, now + 301).encode(),
-        "a year in the future": sign(SECRET, body, now + 365 * 86400).encode(),
+        "uppercase key": f"T={now},V2={good}".encode(),
+        "truncated mac": f"t={now},v2={good[:-1]}".encode(),
+        "non-ascii mac": f"t={now},v2=".encode() + "é".encode("latin-1") * 64,
+        "non-ascii t": "t=١٢٣,v2=00".encode(),
+        "replayed 301s old": sign(SECRET, "POST", path, body, now - 301).encode(),
+        "replayed a day old": sign(SECRET, "POST", path, body, now - 86400).encode(),
+        "301s in the future": sign(SECRET, "POST", path, body, now + 301).encode(),
+        "a year in the future": sign(SECRET, "POST", path, body, now + 365 * 86400).encode(),
     }
 
 
@@ -120,14 +127,14 @@ def test_the_signed_routes_are_enumerated_from_the_app(api_settings):
     assert {"/v1/customers", "/v1/events", "/v1/conversions"} <= set(routes)
 
 
-@pytest.mark.parametrize("case", list(bad_signatures(b"")))
+@pytest.mark.parametrize("case", list(bad_signatures("/v1/customers", b"")))
 async def test_bad_signatures_are_401_on_every_write_route_and_change_nothing(
         app, http, api_settings, case):
     routes = signed_write_routes(app)
     before = db_state(api_settings.db_url)
     for route in routes:
         body = json.dumps(VALID_BODIES.get(route, {})).encode()
-        header = bad_signatures(body)[case]
+        header = bad_signatures(route, body)[case]
         headers: dict[str, Any] = {"content-type": "application/json"}
         if header is not None:
             headers[HEADER] = header
@@ -149,8 +156,8 @@ async def test_a_good_signature_within_the_tolerance_is_accepted(app, http, api_
         before = db_state(api_settings.db_url)
         body = json.dumps(VALID_BODIES[route]).encode()
         t = int(time.time()) + skew
-        # Several v1 values (a secret being rotated): one matching is enough.
-        header = f"t={t},v1={'0' * 64},v1={_mac(SECRET, str(t), body)}"
+        # Several v2 values (a secret being rotated): one matching is enough.
+        header = f"t={t},v2={'0' * 64},v2={_mac(SECRET, str(t), body, route)}"
         r = await http.post(route, content=body, headers={HEADER: header,
                                                           "content-type": "application/json"})
         assert r.status_code in (200, 202), (route, r.text)
@@ -177,7 +184,7 @@ async def test_what_a_database_cannot_store_is_422_on_every_backend(http, api_se
     for route, bodies in UNSTORABLE.items():
         for body in bodies:
             r = await http.post(route, content=body, headers={
-                HEADER: sign(SECRET, body), "content-type": "application/json"})
+                HEADER: sign(SECRET, "POST", route, body), "content-type": "application/json"})
             assert r.status_code == 422, (route, body, r.status_code, r.text)
             assert "Traceback" not in r.text
     assert db_state(api_settings.db_url) == before
@@ -209,7 +216,8 @@ async def test_body_at_the_limit_is_accepted_one_byte_more_is_413(small):
         body = _big_customer(size)
         assert len(body) == size
         r = await http.post("/v1/customers", content=body, headers={
-            HEADER: sign(SECRET, body), "content-type": "application/json"})
+            HEADER: sign(SECRET, "POST", "/v1/customers", body),
+            "content-type": "application/json"})
         assert r.status_code == status, (size, r.text)
 
 
@@ -220,7 +228,7 @@ async def test_oversized_bodies_are_413_even_when_content_length_lies(small):
     for route in http._transport.app.state.routes:  # type: ignore[attr-defined]
         for declared in (str(len(body)), "10", "0", "-1", "abc", "99999999999999999999"):
             r = await http.post(route, content=body, headers={
-                HEADER: sign(SECRET, body), "content-type": "application/json",
+                HEADER: sign(SECRET, "POST", route, body), "content-type": "application/json",
                 "content-length": declared})
             assert r.status_code == 413, (route, declared, r.status_code, r.text)
             assert "Traceback" not in r.text
@@ -242,7 +250,8 @@ async def test_a_chunked_body_without_content_length_is_cut_off_at_the_limit(sma
             yield b"a" * 1024
 
     r = await http.post("/v1/customers", content=endless(), headers={
-        HEADER: sign(SECRET, b"whatever"), "content-type": "application/json"})
+        HEADER: sign(SECRET, "POST", "/v1/customers", b"whatever"),
+        "content-type": "application/json"})
     assert r.status_code == 413, r.text
     assert "content-length" not in {k.lower() for k in r.request.headers}
     assert sent * 1024 < LIMIT * 4, f"read {sent} KiB of a {LIMIT} byte limit"
@@ -284,14 +293,17 @@ def _fuzz(api_settings: Settings, *, signed: bool, mode: str) -> Counter[tuple[s
     app = create_app(api_settings)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
+    fresh = FreshSigner()  # hypothesis may send one request twice: each is a new attempt
+
     class SigningClient(ASGIClient):
-        """Signs each request's raw body exactly as the shop's backend would."""
+        """Signs each request's method, path and raw body exactly as the shop's backend
+        would."""
 
         def send(self, request, **kwargs):
             body = request.body or b""
             if isinstance(body, str):
                 body = body.encode()
-            request.headers[HEADER] = sign(SECRET, body)
+            request.headers[HEADER] = fresh(SECRET, request.method, request.path_url, body)
             return super().send(request, **kwargs)
 
     seen: Counter[tuple[str, int]] = Counter()

@@ -1,4 +1,5 @@
-"""Our Stripe-style HMAC signatures, and the settings that refuse placeholder secrets."""
+"""Our HMAC request signatures (v2: time, method, path and body), and the settings that
+refuse placeholder secrets."""
 
 from __future__ import annotations
 
@@ -12,82 +13,132 @@ from pathlib import Path
 
 import pytest
 
-from omnicascade.api.signature import HEADER, sign, verify
+from omnicascade.api.signature import HEADER, V1_REFUSED, SignatureError, sign, verify
 from omnicascade.config import load_settings
 from omnicascade.errors import ConfigError
 
 SECRET = "whsec-" + "a1" * 16
 BODY = b'{"event_id":"e1","type":"order_placed","customer_id":"c1"}'
 NOW = 1_700_000_000
+PATH = "/v1/events"
+
+
+def refusal(header: str | None, body: bytes = BODY, *, method: str = "POST",
+            path: str = PATH, now: float | None = NOW, secret: str = SECRET) -> str | None:
+    """None if verify accepts the signature, else its reason."""
+    try:
+        verify(secret, header, method, path, body, now=now)
+    except SignatureError as exc:
+        return str(exc)
+    return None
 
 
 # ---- signatures --------------------------------------------------------------------------------
 
-def test_header_format_is_stripe_style() -> None:
-    header = sign(SECRET, BODY, timestamp=NOW)
-    mac = hmac.new(SECRET.encode(), f"{NOW}.".encode() + BODY, hashlib.sha256).hexdigest()
-    assert header == f"t={NOW},v1={mac}"
+def test_header_format_is_v2_over_time_method_path_and_body() -> None:
+    header = sign(SECRET, "post", PATH, BODY, timestamp=NOW)
+    signed = f"{NOW}.POST.{PATH}.".encode() + BODY
+    mac = hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
+    assert header == f"t={NOW},v2={mac}"
+    accepted = verify(SECRET, header, "POST", PATH, BODY, now=NOW)
+    assert (accepted.t, accepted.mac) == (NOW, mac)
 
 
 def test_valid_signature_is_accepted() -> None:
-    assert verify(SECRET, sign(SECRET, BODY, timestamp=NOW), BODY, now=NOW) is None
-    assert verify(SECRET, sign(SECRET, BODY), BODY) is None  # against the real clock
-    assert verify(SECRET, sign(SECRET, b""), b"") is None
+    assert refusal(sign(SECRET, "POST", PATH, BODY, timestamp=NOW)) is None
+    assert refusal(sign(SECRET, "POST", PATH, BODY), now=None) is None  # the real clock
+    assert refusal(sign(SECRET, "POST", PATH, b""), b"", now=None) is None
 
 
 def test_signature_at_the_edge_of_the_tolerance_is_accepted() -> None:
-    assert verify(SECRET, sign(SECRET, BODY, timestamp=NOW - 300), BODY, now=NOW) is None
-    assert verify(SECRET, sign(SECRET, BODY, timestamp=NOW + 300), BODY, now=NOW) is None
+    assert refusal(sign(SECRET, "POST", PATH, BODY, timestamp=NOW - 300)) is None
+    assert refusal(sign(SECRET, "POST", PATH, BODY, timestamp=NOW + 300)) is None
 
 
-def test_one_of_several_v1_signatures_may_match() -> None:
-    good = sign(SECRET, BODY, timestamp=NOW)
-    header = f"t={NOW},v1={'0' * 64},{good.split(',')[1]}"
-    assert verify(SECRET, header, BODY, now=NOW) is None
+def test_one_of_several_v2_signatures_may_match() -> None:
+    good = sign(SECRET, "POST", PATH, BODY, timestamp=NOW)
+    assert refusal(f"t={NOW},v2={'0' * 64},{good.split(',')[1]}") is None
+    assert refusal(f"{good},v2={'0' * 64}") is None
 
 
 def test_wrong_secret_is_refused() -> None:
-    reason = verify(SECRET, sign("another-secret-entirely-1234", BODY, timestamp=NOW), BODY,
-                    now=NOW)
-    assert reason == "signature does not match"
+    reason = refusal(sign("another-secret-entirely-1234", "POST", PATH, BODY, timestamp=NOW))
+    assert reason is not None and reason.startswith("signature does not match")
 
 
 @pytest.mark.parametrize("tampered", [BODY.replace(b"c1", b"c2"), BODY + b" ", b""])
 def test_tampered_body_is_refused(tampered: bytes) -> None:
-    assert verify(SECRET, sign(SECRET, BODY, timestamp=NOW), tampered, now=NOW) is not None
+    assert refusal(sign(SECRET, "POST", PATH, BODY, timestamp=NOW), tampered) is not None
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", "/v1/conversions"), ("POST", "/v1/customers"), ("PUT", PATH), ("GET", PATH),
+    ("POST", PATH + "?x=1"), ("POST", PATH + "/"), ("POST", "/V1/EVENTS")])
+def test_a_signature_for_another_method_or_path_is_refused(method: str, path: str) -> None:
+    header = sign(SECRET, "POST", PATH, BODY, timestamp=NOW)
+    assert refusal(header, method=method, path=path) is not None
+    assert refusal(sign(SECRET, method, path, BODY, timestamp=NOW), method=method,
+                   path=path) is None
+
+
+def test_the_method_is_signed_upper_case() -> None:
+    assert sign(SECRET, "post", PATH, BODY, NOW) == sign(SECRET, "POST", PATH, BODY, NOW)
+    assert refusal(sign(SECRET, "post", PATH, BODY, NOW), method="post") is None
+
+
+def test_sign_wants_the_path_not_a_url() -> None:
+    with pytest.raises(ValueError, match="path"):
+        sign(SECRET, "POST", "http://127.0.0.1:8787/v1/events", BODY)
 
 
 def test_signature_for_another_timestamp_is_refused() -> None:
-    mac = sign(SECRET, BODY, timestamp=NOW).split("v1=")[1]
-    assert verify(SECRET, f"t={NOW + 1},v1={mac}", BODY, now=NOW) is not None
+    mac = sign(SECRET, "POST", PATH, BODY, timestamp=NOW).split("v2=")[1]
+    assert refusal(f"t={NOW + 1},v2={mac}") is not None
 
 
 @pytest.mark.parametrize("header", [None, ""])
 def test_missing_header_is_refused(header: str | None) -> None:
-    reason = verify(SECRET, header, BODY, now=NOW)
+    reason = refusal(header)
     assert reason is not None and "missing" in reason and HEADER in reason
 
 
+def test_a_v1_signature_is_refused_with_how_to_sign_now() -> None:
+    mac = hmac.new(SECRET.encode(), f"{NOW}.".encode() + BODY, hashlib.sha256).hexdigest()
+    reason = refusal(f"t={NOW},v1={mac}")
+    assert reason == V1_REFUSED
+    assert "v1 signatures (t + body only) are no longer accepted" in reason
+    assert '"<t>.<METHOD>.<path>.<body>"' in reason and "v2=" in reason and "README" in reason
+
+
 @pytest.mark.parametrize("header", [
-    "garbage", "t=,v1=abc", "t=abc,v1=abc", f"v1={'0' * 64}", f"t={NOW}", f"t={NOW},v1=",
-    f"t={NOW},v0={sign(SECRET, BODY, timestamp=NOW).split('v1=')[1]}",
-    f"t={NOW};v1={sign(SECRET, BODY, timestamp=NOW).split('v1=')[1]}",
+    "garbage", "t=,v2=abc", "t=abc,v2=abc", f"v2={'0' * 64}", f"t={NOW}", f"t={NOW},v2=",
+    f"t={NOW},v0={sign(SECRET, 'POST', PATH, BODY, timestamp=NOW).split('v2=')[1]}",
+    f"t={NOW};v2={sign(SECRET, 'POST', PATH, BODY, timestamp=NOW).split('v2=')[1]}",
+    f"t=0{NOW},v2={sign(SECRET, 'POST', PATH, BODY, timestamp=NOW).split('v2=')[1]}",
+    f"t={NOW}0,v2={sign(SECRET, 'POST', PATH, BODY, timestamp=NOW).split('v2=')[1]}",
+    f"t=١٧٠٠٠٠٠٠٠٠,v2={'0' * 64}", f"t={'9' * 400},v2={'0' * 64}", "t=1_700_000_000,v2=00",
 ])
 def test_malformed_header_is_refused(header: str) -> None:
-    reason = verify(SECRET, header, BODY, now=NOW)
+    reason = refusal(header)
     assert isinstance(reason, str) and reason
+
+
+@pytest.mark.parametrize("bad", ["é" * 64, "０" * 64, "\u0661" * 64])
+def test_non_ascii_values_never_match(bad: str) -> None:
+    good = sign(SECRET, "POST", PATH, BODY, timestamp=NOW)
+    assert refusal(f"t={NOW},v2={bad}") is not None
+    assert refusal(f"t={NOW},v2={bad},{good.split(',')[1]}") is None  # and never crash
 
 
 @pytest.mark.parametrize("offset", [-301, 301, -86400, 86400])
 def test_stale_or_future_timestamp_is_refused(offset: int) -> None:
-    header = sign(SECRET, BODY, timestamp=NOW + offset)
-    reason = verify(SECRET, header, BODY, now=NOW)
+    reason = refusal(sign(SECRET, "POST", PATH, BODY, timestamp=NOW + offset))
     assert reason is not None and "300s" in reason
 
 
 def test_stale_timestamp_against_the_real_clock() -> None:
-    header = sign(SECRET, BODY, timestamp=int(time.time()) - 301)
-    assert verify(SECRET, header, BODY) is not None
+    header = sign(SECRET, "POST", PATH, BODY, timestamp=int(time.time()) - 301)
+    assert refusal(header, now=None) is not None
 
 
 # ---- settings ----------------------------------------------------------------------------------

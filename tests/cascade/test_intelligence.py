@@ -13,9 +13,11 @@ from sqlalchemy import select
 
 from omnicascade.campaign.load import load_campaign
 from omnicascade.campaign.variants import assign_variant
+from omnicascade.cascade import lifecycle
 from omnicascade.customers.quiet_hours import customer_zone, quiet_until
 from omnicascade.db.models import ConversionEvent, Delivery, DeliveryEvent, Enrollment
 from omnicascade.db.session import session_scope
+from omnicascade.vocabulary import EnrollmentStatus
 from omnicascade.workflows.cascade import CustomerCascade
 from omnicascade.workflows.types import StepPlan
 from tests.helpers.campaigns import CASCADE_YAML, EXPERIMENT_BLOCK, FULL, write_campaign
@@ -60,6 +62,9 @@ async def test_variants_are_stored_stable_across_launches_and_override_steps(ts_
     ids = [f"v{i}" for i in range(40)]
     add_customers(settings, *({"id": i, **FULL} for i in ids))
     _, first = await enroll(ts_env.client, settings, campaign, ids, start=False)
+    with session_scope(settings.db_url) as s:  # their cascades end; a month later, again
+        for e in first:
+            lifecycle.finish(e.id, EnrollmentStatus.COMPLETED, session=s)
     _, second = await enroll(ts_env.client, settings, campaign, ids, start=False)
     assert {e.customer_id: e.variant for e in first} == {e.customer_id: e.variant
                                                          for e in second}
@@ -204,11 +209,12 @@ async def test_capped_steps_are_skipped_and_the_cascade_does_not_stall(ts_env, s
 
 async def test_two_campaigns_racing_cannot_both_slip_under_the_cap(ts_env, settings, tmp_path):
     yaml = STEPS_ONLY + "frequency_cap: {max: 1, per: 24h}\n"
-    a = write_campaign(tmp_path / "a", yaml.replace("test-cascade", "camp-a"))
-    b = write_campaign(tmp_path / "b", yaml.replace("test-cascade", "camp-b"))
+    # four campaigns (one live cascade per customer and campaign), all racing the cap
+    campaigns = [write_campaign(tmp_path / n, yaml.replace("test-cascade", f"camp-{n}"))
+                 for n in "abcd"]
     add_customers(settings, {"id": "r1", **FULL})
     enrollments = []
-    for campaign in (a, b, a, b):
+    for campaign in campaigns:
         _, rows = await enroll(ts_env.client, settings, campaign, ["r1"], start=False)
         enrollments += rows
     acts = outbox_activities(settings)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import base64
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
-from omnicascade.channels.base import Message, PermanentSendError, RetryableSendError
+from omnicascade.channels.base import Message, PermanentSendError, RetryableSendError, pace
 from omnicascade.channels.ratelimit import RateLimiter
 from omnicascade.channels.twilio_sms import TwilioChannel, TwilioSettings
 from tests.helpers.fake_provider import DROP, FakeProvider, Reply, refused_url
@@ -108,9 +109,10 @@ async def test_sends_beyond_the_sender_rate_are_retried_not_dropped():
     with FakeProvider(CREATED) as fake:
         sms = channel(fake.url, rate=1.0, burst=1)
         sms.limiter.max_wait_s = 0.2
+        await pace(sms, MSG)
         await sms.send(MSG)
         with pytest.raises(RetryableSendError, match="paced to 1 msg/s") as err:
-            await sms.send(replace(MSG, delivery_id="enr_def:1"))
+            await pace(sms, replace(MSG, delivery_id="enr_def:1"))
     assert 0.5 < (err.value.retry_after or 0) <= 1.0
     assert len(fake.seen) == 1  # the paced message never reached Twilio
 
@@ -127,3 +129,55 @@ async def test_a_429_retry_after_sets_the_next_attempt_delay():
     assert first.value.retry_after == 7.0 and "429" in first.value.reason
     assert second.value.retry_after is None
     assert len(fake.seen) == 2
+
+
+@pytest.mark.db
+async def test_pacing_waits_before_the_last_guard_so_a_conversion_during_it_stops_the_send(
+        settings, tmp_path):
+    """The probe: a send passed its guard, then waited for its pacing slot, and went out
+    after the customer's conversion. The slot is now waited for before the last guard."""
+    import asyncio
+
+    from omnicascade.activities.deliver import DeliverActivities
+    from omnicascade.channels.outbox import OutboxChannel
+    from omnicascade.db.models import Delivery
+    from omnicascade.db.session import session_scope
+    from omnicascade.reports.runs import sends_after_conversion
+    from omnicascade.vocabulary import CHANNELS
+    from omnicascade.workflows.types import StepPlan
+    from tests.helpers.campaigns import FULL, write_campaign
+    from tests.helpers.cascades import add_customers, convert, deliver_now, enroll
+
+    campaign = write_campaign(tmp_path / "c", "campaign: paced\nconversion: {events: [order_placed]}"
+                              "\nsteps:\n  - {channel: sms, template: t_sms}\n")
+    add_customers(settings, {"id": "c1", **FULL}, {"id": "c2", **FULL})
+    _, enrollments = await enroll(None, settings, campaign, ["c1", "c2"], start=False)  # type: ignore[arg-type]
+    with FakeProvider(CREATED) as fake:
+        sms = channel(fake.url, rate=1.0, burst=1)
+        sms.limiter.max_wait_s = 5.0  # c2's slot is 1 s away: it waits for it
+        channels = {c: OutboxChannel(settings.db_url) for c in CHANNELS} | {"sms": sms}
+        acts = DeliverActivities(settings, channels)
+        step = StepPlan("0", 0, "sms", "t_sms", 0)
+        first = await deliver_now(settings, enrollments[0].id, step, acts)
+        waiting = asyncio.create_task(deliver_now(settings, enrollments[1].id, step, acts))
+        await asyncio.sleep(0.4)  # c2 is waiting for its slot: now c2 buys
+        await convert(None, settings, "c2", signal=False)
+        second = await waiting
+    assert first.status == "sent"
+    assert (second.status, second.reason) == ("skipped", "converted"), second
+    assert len(fake.seen) == 1  # only c1's message reached Twilio
+    with session_scope(settings.db_url) as s:
+        row = s.get(Delivery, f"{enrollments[0].id}:0")
+        assert row is not None and row.sending_at is not None
+        assert row.sent_at is not None and row.sending_at <= row.sent_at
+        assert sends_after_conversion(session=s) == 0
+    # Counted by when the provider was called, not when the row was written: c1 converts
+    # after its send (0); had the call come later than the conversion, it would count.
+    await convert(None, settings, "c1", event_id="conv-c1", signal=False)
+    with session_scope(settings.db_url) as s:
+        assert sends_after_conversion(session=s) == 0
+        row = s.get(Delivery, f"{enrollments[0].id}:0")
+        assert row is not None and row.sending_at is not None
+        row.sending_at += timedelta(hours=1)  # the provider called long after the row
+        s.flush()
+        assert sends_after_conversion(session=s) == 1

@@ -93,7 +93,8 @@ async def test_bounce_moves_to_sms_at_once_and_stop_silences_later_campaigns(sta
     r = await http.post("/webhooks/sendgrid", content=body, headers={
         "X-Twilio-Email-Event-Webhook-Signature": sig,
         "X-Twilio-Email-Event-Webhook-Timestamp": ts})
-    assert r.json() == {"recorded": 1, "duplicates": 0, "steps_failed": 1, "signalled": 1}
+    assert r.json() == {"recorded": 1, "duplicates": 0, "rejected": 0, "steps_failed": 1,
+                        "signalled": 1}
 
     # the cascade moves on at once: the SMS goes out now, not after the email's 24h wait
     await eventually(lambda: twilio.seen, "the SMS to reach Twilio")
@@ -129,7 +130,8 @@ async def test_bounce_moves_to_sms_at_once_and_stop_silences_later_campaigns(sta
     # the shop reports the order: the first cascade ends
     conv = json.dumps({"event_id": "order-1", "type": "order_placed",
                        "customer_id": "c1"}).encode()
-    r = await http.post("/v1/conversions", content=conv, headers={HEADER: sign(SECRET, conv)})
+    r = await http.post("/v1/conversions", content=conv, headers={
+        HEADER: sign(SECRET, "POST", "/v1/conversions", conv)})
     assert r.status_code == 202
     assert await finish(dev_env, h) == "converted"
 

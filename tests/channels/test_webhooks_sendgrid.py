@@ -209,3 +209,54 @@ async def test_a_failed_step_of_a_cascade_that_already_ended_is_not_retried(hook
     await ended.aclose()
     assert r.status_code == 200 and r.json()["signalled"] == 0
     assert _due(settings) == []  # nothing left to tell
+
+
+async def test_one_poisoned_event_is_rejected_alone_and_the_batch_is_answered(hook):
+    """A signed batch of [unsubscribe, spam report whose address holds a lone surrogate,
+    an element that is no object]: the unsubscribe is stored, the others are recorded as
+    rejected with the reason, and SendGrid gets its 2xx (else it resends the batch for a
+    day, and the valid unsubscribe would never be stored)."""
+    settings, key, http, temporal, _, _ = hook
+    body = (b'[{"email": "y@example.com", "timestamp": 1700000000, "event": "unsubscribe",'
+            b' "sg_event_id": "u1"},'
+            b' {"email": "a\\ud800@example.com", "timestamp": 1700000000,'
+            b' "event": "spamreport", "sg_event_id": "s1"},'
+            b' {"email": "n@example.com", "event": "bounce", "reason": "5.1.1\\u0000",'
+            b' "sg_event_id": "b1"}, 42]')
+    for attempt in range(2):  # a redelivery changes nothing twice
+        r = await http.post("/webhooks/sendgrid", content=body, headers=signed(key, body))
+        assert r.status_code == 200, r.text
+        assert r.json()["recorded"] == (1 if attempt == 0 else 0)
+        assert r.json()["rejected"] == 3
+    with session_scope(settings.db_url) as s:
+        rows = [(e.event, e.data or {}) for e in
+                s.scalars(select(DeliveryEvent).order_by(DeliveryEvent.id))]
+        suppressed = [(x.channel, x.address, x.reason) for x in s.scalars(select(Suppression))]
+    assert suppressed == [("email", "y@example.com", "unsubscribed")]
+    assert [e for e, _ in rows] == ["unsubscribe", "rejected", "rejected", "rejected"]
+    reasons = [d["reason"] for e, d in rows if e == "rejected"]
+    assert "surrogate" in reasons[0] and "NUL" in reasons[1] and "object" in reasons[2]
+    assert "a\\ud800@example.com" in rows[1][1]["item"]  # kept, escaped, for the operator
+    assert temporal.signals == []
+
+
+async def test_an_event_the_database_itself_refuses_is_rolled_back_alone(hook, db_backend):
+    """Past the checks, a database error in one event (PostgreSQL: an address longer than
+    its column) rolls back that event's savepoint only; the batch is still answered 2xx."""
+    settings, key, http, _, _, _ = hook
+    events = [{"email": "y@example.com", "event": "unsubscribe", "sg_event_id": "u1"},
+              {"email": "z" * 5000 + "@example.com", "event": "spamreport", "sg_event_id": "s1"},
+              {"email": "x@example.com", "event": "spamreport", "sg_event_id": "s2"}]
+    body = json.dumps(events).encode()
+    r = await http.post("/webhooks/sendgrid", content=body, headers=signed(key, body))
+    assert r.status_code == 200, r.text
+    _, suppressed, _ = _rows(settings)
+    assert ("email", "y@example.com", "unsubscribed") in suppressed
+    assert ("email", "x@example.com", "spamreport") in suppressed
+    if db_backend == "postgres":  # SQLite does not enforce column lengths
+        assert (r.json()["recorded"], r.json()["rejected"]) == (2, 1)
+        assert len(suppressed) == 2
+        with session_scope(settings.db_url) as s:
+            rejected = s.scalars(select(DeliveryEvent).where(
+                DeliveryEvent.event == "rejected")).one()
+            assert rejected.data["reason"].startswith("DataError"), rejected.data

@@ -12,8 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from omnicascade.api.app import create_app
+from omnicascade.cascade import lifecycle
 from omnicascade.db.models import Customer, DeliveryEvent, Suppression, TelegramLink
 from omnicascade.db.session import session_scope
+from omnicascade.vocabulary import EnrollmentStatus
 from omnicascade.workflows.types import StepPlan
 from tests.helpers.api import asgi_client
 from tests.helpers.campaigns import TEMPLATES, write_campaign
@@ -40,6 +42,8 @@ async def tg(settings, tmp_path, monkeypatch):
         _, [e] = await enroll(None, settings, campaign, ["c1"], start=False)  # type: ignore
         result = await deliver_now(settings, e.id, EMAIL, acts)
         assert result.status == "sent", result
+        with session_scope(settings.db_url) as s:  # that cascade ends: c1 may enter again
+            lifecycle.finish(e.id, EnrollmentStatus.COMPLETED, session=s)
         match = LINK.search(outbox(settings, "c1")[-1].body)
         assert match, outbox(settings, "c1")[-1].body
         return match.group(1)
@@ -119,3 +123,34 @@ async def test_link_without_a_bot_username_fails_the_step_loudly(tg, monkeypatch
     result = await deliver_now(settings, e.id, EMAIL, acts)
     assert result.status == "failed" and "OMNICASCADE_TELEGRAM_BOT_USERNAME" in result.reason
     assert outbox(settings, "c1") == []
+
+
+@pytest.mark.parametrize("payload, reason", [
+    ({"update_id": 1, "message": "hi"}, "message is not an object"),
+    ({"update_id": 1, "message": {"chat": "x", "text": "/start abc"}},
+     "message.chat is not an object"),
+    ({"update_id": 1, "my_chat_member": [1, 2]}, "my_chat_member is not an object"),
+    ({"update_id": 1, "my_chat_member": {"chat": {"id": 5}, "new_chat_member": "kicked"}},
+     "my_chat_member.new_chat_member is not an object"),
+    ({"update_id": 1, "message": {"chat": {"id": [5]}, "text": "/stop"}},
+     "message.chat.id is not a number"),
+    ({"update_id": 1, "message": {"chat": {"id": 5}, "text": "/start a\u0000b"}}, "NUL"),
+])
+async def test_a_malformed_update_is_answered_200_and_recorded_as_rejected(tg, payload, reason):
+    """Telegram resends an update answered non-2xx, and holds back every later one until it
+    is accepted: a malformed update is acknowledged, changes nothing, and is recorded as
+    rejected (with a warning in the log)."""
+    settings, email_link, update, *_ = tg
+    await email_link()
+    for _ in range(2):  # a redelivery is recorded once
+        r = await update(payload)
+        assert (r.status_code, r.json()) == (200, {"ok": True}), r.text
+    with session_scope(settings.db_url) as s:
+        [row] = s.scalars(select(DeliveryEvent)).all()
+        assert row.event == "rejected" and reason in row.data["reason"], row.data
+        assert s.scalar(select(func.count()).select_from(Suppression)) == 0
+        assert s.scalar(select(TelegramLink.used_at)) is None
+    r = await update(message(2, 555, "/stop"))  # the next, well-formed, update still counts
+    assert r.status_code == 200
+    with session_scope(settings.db_url) as s:
+        assert s.scalar(select(func.count()).select_from(Suppression)) == 1

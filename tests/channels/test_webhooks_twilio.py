@@ -24,6 +24,7 @@ pytestmark = pytest.mark.db  # also on PostgreSQL when tests/pg.py has one
 
 TOKEN = "twilio-auth-token-for-tests-0123"
 PHONE = FULL["phone"]
+BOUND = "http://127.0.0.1:8787"  # no public URL: the address the API is bound to
 
 
 @pytest.fixture
@@ -38,13 +39,14 @@ async def hook(settings, campaign_file, monkeypatch):
     http = asgi_client(app)
 
     async def post(params: dict[str, str], *, query: str = "", token: str = TOKEN,
-                   url: str | None = None, signature: str | None = None) -> httpx.Response:
+                   url: str | None = None, signature: str | None = None,
+                   headers: dict[str, str] | None = None) -> httpx.Response:
         path = "/webhooks/twilio" + (f"?{query}" if query else "")
         sig = signature if signature is not None else RequestValidator(token).compute_signature(
-            url or f"http://api{path}", params)
+            url or f"{BOUND}{path}", params)
         return await http.post(path, content=urlencode(params), headers={
             "X-Twilio-Signature": sig,
-            "content-type": "application/x-www-form-urlencoded"})
+            "content-type": "application/x-www-form-urlencoded", **(headers or {})})
     yield settings, post, temporal, f"{e.id}:1", e.id
     await http.aclose()
 
@@ -112,23 +114,62 @@ async def test_public_url_is_what_twilio_signs(hook):
     assert r.status_code == 200 and _state(settings)[1] == [("sms", PHONE, "stop")]
 
 
+async def test_a_form_signed_for_another_host_is_refused_whatever_the_headers_say(hook):
+    """The URL is the configured one, never the request's Host or X-Forwarded-* headers: a
+    START signed (with the right auth token) for another app's URL cannot lift a STOP."""
+    settings, post, *_ = hook
+    assert (await post(_inbound("STOP", "SMin1"))).status_code == 200
+    spoofed = {"host": "other-app.example.com", "x-forwarded-proto": "https",
+               "x-forwarded-host": "other-app.example.com"}
+    for public in (None, "https://hooks.shop.example"):
+        settings.public_url = public
+        for url in ("https://other-app.example.com/webhooks/twilio",
+                    "http://other-app.example.com/webhooks/twilio",
+                    "http://api/webhooks/twilio"):  # what the request's own URL says
+            r = await post(_inbound("START", f"SMx{len(url)}"), url=url, headers=spoofed)
+            assert r.status_code == 403, (public, url, r.text)
+    assert _state(settings)[1] == [("sms", PHONE, "stop")]  # the STOP stands
+    r = await post(_inbound("START", "SMok"), url="https://hooks.shop.example/webhooks/twilio",
+                   headers=spoofed)
+    assert r.status_code == 200 and _state(settings)[1] == []
+
+
 async def test_forged_or_unsigned_requests_change_nothing(hook):
     settings, post, temporal, delivery_id, _ = hook
     query = urlencode({"delivery": delivery_id})
     good = RequestValidator(TOKEN).compute_signature(
-        f"http://api/webhooks/twilio?{query}", _status("failed", ErrorCode="30005"))
+        f"{BOUND}/webhooks/twilio?{query}", _status("failed", ErrorCode="30005"))
     cases = [({"signature": ""}, 401),
              ({"token": "not-the-auth-token"}, 403),
-             ({"url": "http://api/webhooks/twilio?delivery=other:1"}, 403),
+             ({"url": f"{BOUND}/webhooks/twilio?delivery=other:1"}, 403),
              ({"signature": good, "query": urlencode({"delivery": "enr_other:1"})}, 403)]
     for kwargs, status in cases:
         kwargs.setdefault("query", query)
         r = await post(_status("failed", ErrorCode="30005"), **kwargs)
         assert r.status_code == status, (kwargs, r.text)
     r = await post(_inbound("STOP", "SMx"), signature=RequestValidator(TOKEN).compute_signature(
-        "http://api/webhooks/twilio", _inbound("START", "SMx")))
+        f"{BOUND}/webhooks/twilio", _inbound("START", "SMx")))
     assert r.status_code == 403
     with session_scope(settings.db_url) as s:
         assert s.scalar(select(func.count()).select_from(DeliveryEvent)) == 0
         assert s.scalar(select(func.count()).select_from(Suppression)) == 0
     assert temporal.signals == []
+
+
+async def test_a_callback_no_database_can_store_is_answered_and_recorded_as_rejected(hook):
+    """Twilio retries a non-2xx answer: a NUL in a field (PostgreSQL refuses it) or an error
+    code that is not a plain number must not make every retry a 500."""
+    settings, post, temporal, delivery_id, _ = hook
+    r = await post(_inbound("STOP", "SMnul") | {"From": PHONE + "\x00"})
+    assert r.status_code == 200 and "<Response>" in r.text, r.text
+    r = await post(_status("undelivered", ErrorCode="3\u00b2"),  # "3²": isdigit(), not int()
+                   query=urlencode({"delivery": delivery_id}))
+    assert r.status_code == 200, r.text
+    with session_scope(settings.db_url) as s:
+        rows = [(e.event, (e.data or {}).get("reason", "")) for e in
+                s.scalars(select(DeliveryEvent).order_by(DeliveryEvent.id))]
+        assert s.scalar(select(func.count()).select_from(Suppression)) == 0
+    assert rows[0][0] == "rejected" and "NUL" in rows[0][1], rows
+    assert rows[1] == ("undelivered", "")
+    assert _state(settings)[2] == ("sent", "sms undelivered")
+    assert len(temporal.signals) == 1

@@ -55,7 +55,9 @@ def test_audience_launch_cascade_convert_and_inspect(server, tmp_path):
     assert "imported 2 customers" in server.cli("customers", "import", str(people)).stdout
     launched = json.loads(server.cli("campaign", "launch", str(campaign), "--audience",
                               str(people), "--time-scale", "8640", "--json").stdout)
-    assert set(launched) == {"run_id", "campaign", "enrolled", "excluded"}
+    assert set(launched) == {"run_id", "campaign", "enrolled", "excluded", "version",
+                             "superseded", "unchanged"}
+    assert (launched["version"], launched["superseded"], launched["unchanged"]) == (1, None, False)
     assert (launched["campaign"], launched["enrolled"], launched["excluded"]) == ("winback", 2, 0)
     run_id = launched["run_id"]
     # p1 converts after the first email (waits are 10s at this time scale)
@@ -124,6 +126,60 @@ def test_user_mistakes_are_clear_and_change_nothing(server, tmp_path):
                                                 "--json").stdout)} == before
     r = server.cli("convert", "--type", "order_placed", ok=False)
     assert r.returncode == 1 and "customer_id or promo_code" in r.stderr
+
+
+def test_relaunch_with_a_changed_template_is_a_new_version_and_sends_each_step_once(
+        server, tmp_path):
+    """Relaunch through the installed CLI: customers in flight keep version 1's text, new
+    entrants get version 2's, every step goes out once; an identical relaunch creates
+    nothing; `campaign plan` shows the template diff and who is in flight."""
+    yaml = TRIGGER_YAML.replace("campaign: cart", "campaign: relaunch").replace(
+        "cart_abandoned", "basket_abandoned").replace(
+        "promo: {pattern: \"E2E-{random:6}\", discount: \"20%\"}\n", "")
+    templates = {"t_email.subject.j2": "Your cart", "t_email.txt.j2": "old email",
+                 "t_sms.txt.j2": "old sms"}
+    campaign = write_campaign(tmp_path / "relaunch", yaml, templates)
+    v1 = json.loads(server.cli("campaign", "launch", str(campaign), "--time-scale", "8640",
+                               "--json").stdout)
+    for cid in ("u1", "u2"):
+        assert server.post("/v1/customers", {"id": cid, "email": f"{cid}@example.com",
+                                             "phone": "+4915112340009"}).status_code == 200
+    assert server.post("/v1/events", {"event_id": "u1-cart", "customer_id": "u1",
+                                      "type": "basket_abandoned"}).json()["enrolled"] == 1
+
+    def outbox(cid: str) -> list[dict]:
+        return json.loads(server.cli("outbox", "--customer", cid, "--json").stdout)
+    wait_until(lambda: outbox("u1"), "u1's first email")
+
+    write_campaign(tmp_path / "relaunch", yaml, dict(templates, **{
+        "t_email.txt.j2": "new email", "t_sms.txt.j2": "new sms"}))
+    plan = json.loads(server.cli("campaign", "plan", str(campaign), "--json").stdout)
+    assert plan["action"].startswith("create version 2") and not plan["unchanged"]
+    diffs = {t["template"]: t["diff"] for t in plan["templates"]}
+    assert "-old email" in diffs["t_email.txt.j2"] and "+new email" in diffs["t_email.txt.j2"]
+    assert plan["in_flight"]["total"] == 1
+    assert "version 1: after step 0" in "".join(plan["in_flight"]["by_step"])
+    text = server.cli("campaign", "plan", str(campaign)).stdout
+    assert "+new email" in text and "in flight: 1 customer" in text
+
+    v2 = json.loads(server.cli("campaign", "launch", str(campaign), "--time-scale", "8640",
+                               "--json").stdout)
+    assert (v2["version"], v2["superseded"], v2["unchanged"]) == (2, v1["run_id"], False)
+    same = json.loads(server.cli("campaign", "launch", str(campaign), "--json").stdout)
+    assert (same["unchanged"], same["run_id"], same["version"]) == (True, v2["run_id"], 2)
+    assert server.post("/v1/events", {"event_id": "u2-cart", "customer_id": "u2",
+                                      "type": "basket_abandoned"}).json()["enrolled"] == 1
+
+    wait_until(lambda: len(outbox("u1")) == 2 and len(outbox("u2")) == 2,
+               "both customers' email and sms", timeout=90)
+    assert sorted(m["body"] for m in outbox("u1")) == ["old email", "old sms"]
+    assert sorted(m["body"] for m in outbox("u2")) == ["new email", "new sms"]
+    [row] = [r for r in json.loads(server.cli("campaign", "list", "--json").stdout)
+             if r["campaign"] == "relaunch"]
+    assert (row["version"], row["run_id"], row["status"], row["enrolled"]) == (
+        2, v2["run_id"], "listening", 2)
+    runs = {r["run_id"]: r for r in json.loads(server.cli("runs", "list", "--json").stdout)}
+    assert runs[v1["run_id"]]["status"] == "superseded"
 
 
 def test_ctrl_c_stops_everything_cleanly(server):

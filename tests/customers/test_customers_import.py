@@ -109,7 +109,26 @@ def test_error_message_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(CustomerFileError) as info:
         parse_customer_file(path)
     assert str(info.value).splitlines() == [
-        f"{path}:line 2: email: 'bad' is not an email address", "nothing was imported"]
+        f"{path}:line 2: email: 'bad' is not an email address (An email address must have "
+        f"an @-sign.)", "nothing was imported"]
+
+
+def test_addresses_that_could_inject_headers_or_never_receive_mail_are_row_errors(
+        tmp_path: Path) -> None:
+    """email-validator checks the syntax (no DNS look-up): CR/LF (a Bcc: header smuggled in),
+    lone surrogates, and special-use domains are refused; ordinary addresses pass."""
+    text = ('{"id": "c1", "email": "v@example.com\\r\\nBcc:x@evil.example"}\n'
+            '{"id": "c2", "email": "a\\ud800@example.com"}\n'
+            '{"id": "c3", "email": "ann@shop.test"}\n'
+            '{"id": "c4", "email": "ann@localhost"}\n'
+            '{"id": "ok1", "email": "ann@example.com"}\n'
+            '{"id": "ok2", "email": "josé@münchen.de"}\n')
+    found = problems(write(tmp_path, "c.jsonl", text))
+    assert set(found) == {1, 2, 3, 4}, found
+    assert all(found[n].startswith("email: ") for n in found), found
+    assert "invalid characters" in found[1] and "special-use" in found[3]
+    csv_text = 'id,email\nc1,"v@example.com\r\nBcc:x@evil.example"\nok,a@b.co\n'
+    assert set(problems(write(tmp_path, "c.csv", csv_text))) == {3}
 
 
 def test_bad_jsonl_lines_reported_by_line(tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ from omnicascade.errors import ConfigError
 pytestmark = pytest.mark.db
 
 TABLES = {"customers", "runs", "enrollments", "deliveries", "conversions", "events",
-          "outbox_messages", "suppressions", "delivery_events", "telegram_links"}
+          "outbox_messages", "suppressions", "delivery_events", "telegram_links",
+          "request_signatures"}
 
 
 def _revisions(url: str) -> list[str]:
@@ -110,3 +111,33 @@ def test_plain_postgresql_urls_use_the_shipped_driver(db_url):
     plain = db_url.replace("postgresql+psycopg://", "postgresql://")
     upgrade(plain)  # psycopg2 is not installed: this works only through psycopg 3
     assert _current(plain) == _revisions(plain)[-1]
+
+
+def test_0006_numbers_versions_and_repairs_two_listening_versions(db_url):
+    """Before 0006 a relaunch left two versions listening (every message doubled). The
+    migration numbers each campaign's launches, keeps the newest listening version and
+    marks the older superseded, and lets the newest live cascade of each entry hold it."""
+    from sqlalchemy import text
+    upgrade(db_url, "0005")
+    snapshot = '{"spec": {"campaign": "cart", "steps": []}, "templates": {}}'
+    with get_engine(db_url).begin() as conn:
+        for i, run_id in enumerate(("run_old", "run_new")):
+            conn.execute(text(
+                "INSERT INTO runs (id, campaign, description, snapshot, trigger_event, status, "
+                "time_scale, audience_total, created_at) VALUES (:id, 'cart', '', :snap, "
+                "'cart_abandoned', 'listening', 1.0, 0, :at)"),
+                {"id": run_id, "snap": snapshot, "at": f"2026-11-0{i + 1} 10:00:00"})
+            conn.execute(text(
+                "INSERT INTO enrollments (id, run_id, customer_id, variant, status, "
+                "conversion_events, lookback_s, enrolled_at) VALUES (:id, :run, 'c1', "
+                "'default', 'active', '[]', 0, :at)"),
+                {"id": f"enr_{run_id}", "run": run_id, "at": f"2026-11-0{i + 1} 10:00:00"})
+    upgrade(db_url)
+    get_engine(db_url).dispose()
+    with get_engine(db_url).connect() as conn:
+        runs = conn.execute(text("SELECT id, version, status, superseded_by FROM runs "
+                                 "ORDER BY id")).all()
+        entries = dict(conn.execute(text("SELECT id, active_entry FROM enrollments")).all())
+    assert [tuple(r) for r in runs] == [("run_new", 2, "listening", None),
+                                        ("run_old", 1, "superseded", "run_new")]
+    assert entries["enr_run_old"] is None and entries["enr_run_new"] is not None

@@ -21,6 +21,7 @@ from omnicascade.cascade.enroll import create_run, enroll_customers
 from omnicascade.cascade.lifecycle import activate
 from omnicascade.cascade.plan import cascade_input
 from omnicascade.cascade.temporal import start_cascade, workflow_id
+from omnicascade.cascade.versions import Versioning, apply_version, enrolling_version
 from omnicascade.channels.base import Channel, Message, SendResult
 from omnicascade.channels.outbox import OutboxChannel
 from omnicascade.config import Settings
@@ -44,7 +45,12 @@ async def enroll(client: Client, settings: Settings, campaign: Path,
                  start: bool = True) -> tuple[str, list[Enrollment]]:
     loaded = load_campaign(campaign)
     with session_scope(settings.db_url) as s:
-        run = create_run(loaded, session=s)
+        # a trigger campaign's live version is superseded, as a launch of a changed one does
+        live = enrolling_version(loaded.spec.campaign, session=s) if loaded.spec.trigger \
+            else None
+        plan = Versioning(live.version + 1 if live else 1, "", superseded=live)
+        run = create_run(loaded, session=s, version=plan.version,
+                         before=lambda new: apply_version(plan, new, session=s))
         rows = enroll_customers(run, customer_ids, session=s, event_data=event)
         inputs = [cascade_input(run, e, settings) for e in rows if e.status == "pending"]
         run_id = run.id

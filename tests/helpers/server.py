@@ -13,9 +13,10 @@ from typing import Any
 
 import httpx
 
-from omnicascade.api.signature import HEADER, sign
+from omnicascade.api.signature import HEADER
 from omnicascade.config import Settings
 from omnicascade.runtime.server import free_port
+from tests.helpers.api import FreshSigner
 from tests.helpers.cli import OMNI, clean_env, home_env, run_cli
 
 
@@ -26,6 +27,7 @@ class ServerProcess:
         self.env = home_env(home, OMNICASCADE_TEMPORAL_PORT=str(free_port()),
                             OMNICASCADE_TEMPORAL_UI_PORT=str(free_port()))
         self.proc: subprocess.Popen[bytes] | None = None
+        self.sign = FreshSigner()
 
     @property
     def base(self) -> str:
@@ -72,7 +74,7 @@ class ServerProcess:
         """A signed write, as the shop's backend sends it."""
         body = json.dumps(payload).encode()
         return httpx.post(self.base + path, content=body, timeout=30,
-                          headers={HEADER: sign(self.secret(), body),
+                          headers={HEADER: self.sign(self.secret(), "POST", path, body),
                                    "content-type": "application/json"})
 
 

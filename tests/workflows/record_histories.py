@@ -9,6 +9,11 @@ throwaway SQLite database and the outbox provider, then writes `DIR/<shape>.json
 Histories are evidence about the code that recorded them: once committed they are never
 re-recorded. A new shape (or a new version of the workflow) gets new files; the replay
 test runs every file against the current code, so a change that is not replay-safe fails.
+`v0/` holds the shapes of the workflow before run control; `v1/` the run-control shapes
+(stop, pause/resume, exit), recorded with the `run-control` patch marker:
+
+    python -m tests.workflows.record_histories tests/workflows/histories/v1 \
+        stopped stopped_follow_up stop_guard paused_resumed exited
 """
 
 from __future__ import annotations
@@ -27,9 +32,13 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from omnicascade.cascade.temporal import workflow_id
+from omnicascade.cascade import lifecycle
+from omnicascade.cascade.control import pause_run, resume_run, stop_run
+from omnicascade.cascade.temporal import signal_stop, workflow_id
 from omnicascade.config import Settings
 from omnicascade.db.migrate import upgrade
+from omnicascade.db.session import session_scope
+from omnicascade.vocabulary import EnrollmentStatus
 from omnicascade.workflows import search
 
 BIN = Path(sysconfig.get_path("scripts"))
@@ -65,6 +74,7 @@ def _quiet_window() -> str:
 class Recorder:
     def __init__(self, client: Client, settings: Settings, workdir: Path):
         self.client, self.settings, self.workdir = client, settings, workdir
+        self.run_id = ""  # of the last run started
 
     def campaign(self, name: str, body: str) -> Path:
         folder = self.workdir / name
@@ -77,7 +87,6 @@ class Recorder:
 
     def customer(self, customer_id: str, **fields: Any) -> None:
         from omnicascade.customers.model import CustomerIn, upsert_customers
-        from omnicascade.db.session import session_scope
         with session_scope(self.settings.db_url) as s:
             upsert_customers([CustomerIn(id=customer_id, **fields)], session=s)
 
@@ -86,11 +95,11 @@ class Recorder:
         from omnicascade.cascade.enroll import create_run, enroll_customers
         from omnicascade.cascade.plan import cascade_input
         from omnicascade.cascade.temporal import start_cascade
-        from omnicascade.db.session import session_scope
         with session_scope(self.settings.db_url) as s:
             run = create_run(load_campaign(yaml_path), session=s, time_scale=SCALE)
             [row] = enroll_customers(run, [customer_id], session=s)
             inp = cascade_input(run, row, self.settings)
+            self.run_id = run.id
         await start_cascade(self.client, self.settings, inp)
         return self.client.get_workflow_handle(workflow_id(inp.enrollment_id))
 
@@ -102,9 +111,18 @@ class Recorder:
             await asyncio.sleep(0.02)
         raise AssertionError(f"never reached {prefix!r}")
 
+    async def delivery(self, delivery_id: str, status: str) -> None:
+        from omnicascade.db.models import Delivery
+        for _ in range(600):
+            with session_scope(self.settings.db_url) as s:
+                row = s.get(Delivery, delivery_id)
+                if row is not None and row.status == status:
+                    return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{delivery_id} never became {status!r}")
+
     async def convert(self, customer_id: str, event_id: str, signal: bool = True) -> None:
         from omnicascade.cascade.conversions import ConversionIn, record_conversion, tell_cascades
-        from omnicascade.db.session import session_scope
         with session_scope(self.settings.db_url) as s:
             outcome = record_conversion(ConversionIn(event_id=event_id, type="order_placed",
                                                      customer_id=customer_id), session=s)
@@ -179,10 +197,69 @@ async def guard_2(r: Recorder) -> WorkflowHandle:
     return h
 
 
+async def stopped(r: Recorder) -> WorkflowHandle:
+    """`runs stop` mid-wait: the stop signal ends the cascade at once."""
+    r.customer("stop", **FULL)
+    h = await r.start(r.campaign("stop", BASE + STEPS.replace("24h", "3650d", 1) + FOLLOW),
+                      "stop")
+    await r.state(h, "waiting after step 0")
+    await stop_run(r.run_id, False, r.settings, r.client)
+    return h
+
+
+async def stopped_follow_up(r: Recorder) -> WorkflowHandle:
+    """Converted, its review due in 10 years; `runs stop` cancels the follow-up."""
+    r.customer("stopf", **FULL)
+    h = await r.start(r.campaign("stopf", BASE + STEPS.replace("24h", "3650d")
+                                 + FOLLOW.replace("3d", "3650d")), "stopf")
+    await r.state(h, "waiting after step 0")
+    await r.convert("stopf", "stopf-order")
+    await r.state(h, "follow-up ac0 due")
+    await stop_run(r.run_id, False, r.settings, r.client)
+    return h
+
+
+async def stop_guard(r: Recorder) -> WorkflowHandle:
+    """The run is stopped but the signal is lost: the next send finds it and ends it."""
+    r.customer("sguard", **FULL)
+    h = await r.start(r.campaign("sguard", BASE + STEPS.replace("24h", "10s", 1)), "sguard")
+    await r.state(h, "waiting after step 0")
+    await stop_run(r.run_id, False, r.settings, None)
+    return h
+
+
+async def paused_resumed(r: Recorder) -> WorkflowHandle:
+    """Paused across the first wait (≈ 1 s here): the SMS is held — by the pause signal,
+    then by the activity (a deferral with reason paused) — and goes out on resume."""
+    r.customer("pause", **FULL)
+    h = await r.start(r.campaign("pause", BASE + STEPS.replace("24h", "20d", 1)), "pause")
+    await r.state(h, "waiting after step 0")
+    await pause_run(r.run_id, r.settings, r.client)
+    await r.state(h, "step 1 (sms) held")
+    await r.delivery(f"{h.id.removeprefix('cascade-')}:1", "deferred")
+    await resume_run(r.run_id, r.settings, r.client)
+    return h
+
+
+async def exited(r: Recorder) -> WorkflowHandle:
+    """An exit event ended the cascade in the database, then told it (status exited)."""
+    r.customer("exit", **FULL)
+    h = await r.start(r.campaign("exit", BASE + STEPS.replace("24h", "3650d", 1) + FOLLOW),
+                      "exit")
+    await r.state(h, "waiting after step 0")
+    enrollment_id = h.id.removeprefix("cascade-")
+    with session_scope(r.settings.db_url) as s:
+        lifecycle.end_live(session=s, status=EnrollmentStatus.EXITED, reason="cart_emptied",
+                           enrollment_ids=[enrollment_id])
+    await signal_stop(r.client, [enrollment_id], EnrollmentStatus.EXITED, "cart_emptied")
+    return h
+
+
 SHAPES: dict[str, Scenario] = {
     "plain": plain, "converted_mid_wait": converted_mid_wait, "follow_up": follow_up,
     "quiet_hours": quiet_hours, "holdout": holdout, "skipped_and_failed": skipped_and_failed,
-    "guard_2": guard_2,
+    "guard_2": guard_2, "stopped": stopped, "stopped_follow_up": stopped_follow_up,
+    "stop_guard": stop_guard, "paused_resumed": paused_resumed, "exited": exited,
 }
 
 
@@ -199,7 +276,7 @@ async def record(out: Path, names: list[str]) -> None:
                                 database_url=f"sqlite:///{tmp}/app.db",
                                 webhook_secret="history-recorder-secret-0123456789",
                                 env="development", task_queue="histories",
-                                send_initial_retry_s=0.05)
+                                send_initial_retry_s=0.05, pause_recheck_s=0.5)
             upgrade(settings.db_url)
             outbox = OutboxChannel(settings.db_url)
             worker = build_worker(env.client, settings,

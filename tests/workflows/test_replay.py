@@ -1,11 +1,15 @@
 """Cascades wait for days, so every committed history of CustomerCascade must replay
 against the current workflow code: a change that is not replay-safe fails here, before it
 reaches cascades in flight. `histories/v0/` was recorded with the workflow code as it was
-before the restructure (commit c801714); later folders add shapes and versions.
+before the restructure (commit c801714) — no run-control patch marker, so they also prove
+that cascades started before run control keep their old path; `histories/v1/` with run
+control (the `run-control` marker): stop mid-wait, stop during a follow-up's delay, a stop
+only the send-time guard saw, pause and resume across a wait, an exit event.
 Record new ones with `python -m tests.workflows.record_histories DIR [SHAPE ...]`."""
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -18,11 +22,13 @@ from temporalio.workflow import NondeterminismError
 
 from omnicascade.runtime.worker import FAST_RUNNER, STRICT_RUNNER
 from omnicascade.workflows.cascade import CustomerCascade
+from omnicascade.workflows.types import PATCH_RUN_CONTROL
 
 HERE = Path(__file__).parent / "histories"
 HISTORIES = sorted(HERE.glob("*/*.json"))
 V0_SHAPES = {"plain", "converted_mid_wait", "follow_up", "quiet_hours", "holdout",
              "skipped_and_failed", "guard_2"}
+V1_SHAPES = {"stopped", "stopped_follow_up", "stop_guard", "paused_resumed", "exited"}
 
 
 def _history(path: Path) -> WorkflowHistory:
@@ -32,6 +38,23 @@ def _history(path: Path) -> WorkflowHistory:
 
 def test_every_shape_recorded_before_the_restructure_is_committed():
     assert {p.stem for p in HERE.glob("v0/*.json")} == V0_SHAPES
+
+
+def _patches(path: Path) -> set[str]:
+    """The workflow.patched() ids a history recorded (core_patch markers)."""
+    found = set()
+    for event in json.loads(path.read_text())["events"]:
+        marker = event.get("markerRecordedEventAttributes") or {}
+        if marker.get("markerName") == "core_patch":
+            data = marker["details"]["patch-data"]["payloads"][0]["data"]
+            found.add(json.loads(base64.b64decode(data))["id"])
+    return found
+
+
+def test_every_run_control_shape_is_committed_with_its_patch_marker():
+    assert {p.stem for p in HERE.glob("v1/*.json")} == V1_SHAPES
+    assert all(_patches(p) == {PATCH_RUN_CONTROL} for p in HERE.glob("v1/*.json"))
+    assert not any(_patches(p) for p in HERE.glob("v0/*.json"))  # the old path replays
 
 
 @pytest.mark.parametrize("runner", [FAST_RUNNER, STRICT_RUNNER], ids=["fast", "strict"])

@@ -13,7 +13,7 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 
 from omnicascade.campaign.model import CampaignSpec
 from omnicascade.campaign.problems import Problem, position
-from omnicascade.campaign.templates.render import CONTEXT_NAMES, GLOBALS, parse
+from omnicascade.campaign.templates.render import CONTEXT_NAMES, GLOBALS, over_budget, parse
 
 PARTS = {"body": ".txt.j2", "subject": ".subject.j2", "html": ".html.j2", "title": ".title.j2"}
 REQUIRED = {"email": ("body", "subject"), "sms": ("body",), "telegram": ("body",),
@@ -24,6 +24,14 @@ OPTIONAL = {"email": ("html",)}
 def templates_dir(spec: CampaignSpec, yaml_path: Path) -> Path:
     base = yaml_path.parent
     return (base / spec.templates_dir) if spec.templates_dir else base / "templates"
+
+
+def _outside(path: Path, folder: Path) -> bool:
+    """True when `path`, symlinks followed, is not inside `folder` (already resolved)."""
+    try:
+        return not path.resolve().is_relative_to(folder)
+    except (OSError, RuntimeError):  # a symlink loop
+        return True
 
 
 def _uses(spec: CampaignSpec) -> list[tuple[tuple[Any, ...], str, str]]:
@@ -45,6 +53,8 @@ def _check_source(path: Path, source: str) -> list[Problem]:
         ast = parse(source)
     except TemplateSyntaxError as exc:
         return [Problem(str(path), exc.lineno, None, f"template syntax error: {exc.message}")]
+    if (why := over_budget(source)) is not None:
+        return [Problem(str(path), None, None, f"cannot render: {why} (README, Templates: limits)")]
     unknown = meta.find_undeclared_variables(ast) - CONTEXT_NAMES - GLOBALS
     problems = _private_names(path, ast)
     for name in sorted(unknown):
@@ -63,6 +73,12 @@ def load_templates(spec: CampaignSpec, data: Any,
     loaded: dict[str, dict[str, str]] = {}
     problems: list[Problem] = []
     checked: set[Path] = set()
+    home = yaml_path.parent.resolve()
+    if _outside(folder, home):
+        return loaded, [Problem(str(yaml_path), None, None,
+                                f"the templates folder {folder} is outside the campaign's "
+                                f"folder {home}: a campaign reads only its own files")]
+    inside = folder.resolve()
     for loc, name, channel in _uses(spec):
         line, col = position(data, loc, key_itself=False) or (None, None)
         parts = loaded.setdefault(name, {})
@@ -70,6 +86,11 @@ def load_templates(spec: CampaignSpec, data: Any,
             if part in parts:
                 continue
             path = folder / f"{name}{PARTS[part]}"
+            if _outside(path, inside):
+                problems.append(Problem(str(path), None, None,
+                                        f"links to a file outside the templates folder "
+                                        f"{inside}: a campaign reads only its own files"))
+                continue
             if not path.is_file():
                 if part in REQUIRED[channel]:
                     problems.append(Problem(str(yaml_path), line, col,

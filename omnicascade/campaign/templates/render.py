@@ -1,7 +1,8 @@
-"""Render message parts with jinja2's sandbox and StrictUndefined.
+"""Render message parts with jinja2's sandbox, StrictUndefined and the render budget.
 
 A template that reaches for a variable the customer does not have fails loudly with the
-variable's name instead of sending "Hi ," to ten thousand people.
+variable's name instead of sending "Hi ," to ten thousand people; one that asks for more
+time, steps or text than the budget allows (budget.py) fails instead of stalling a worker.
 """
 
 from __future__ import annotations
@@ -10,41 +11,20 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2 import ChainableUndefined, Template, TemplateError, UndefinedError, nodes
+from jinja2.sandbox import SecurityError
 
+from omnicascade.campaign.templates.budget import Sandbox, budgeted, stream
 from omnicascade.campaign.templates.helpers import FILTERS
 
 CONTEXT_NAMES = frozenset({"customer", "event", "promo", "campaign", "unsubscribe_url",
                            "step", "variant", "cart", "favorite_product", "telegram_link"})
 # What `{{ telegram_link }}` shows where no customer's link is made (campaign preview).
 PREVIEW_TELEGRAM_LINK = "https://t.me/your_bot?start=PREVIEW"
-MAX_OUTPUT = 100_000  # characters one operation may build: a message, not a memory bomb
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, plus limits on `*` and `**` so `{{ 'a' * 10**10 }}` is refused
-    instead of exhausting the worker's memory."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**":
-            if isinstance(right, (int, float)) and abs(right) > 64 and \
-                    isinstance(left, (int, float)) and abs(left) > 1:
-                raise SecurityError("exponent too large")
-            return left ** right
-        for seq, n in ((left, right), (right, left)):
-            if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and \
-                    len(seq) * n > MAX_OUTPUT:
-                raise SecurityError(f"result longer than {MAX_OUTPUT} characters")
-        return left * right
-
-
-_env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
-_html_env = _Sandbox(undefined=StrictUndefined, autoescape=True)
-for _e in (_env, _html_env):
-    _e.filters.update(FILTERS)
+_env = Sandbox(autoescape=False, filters=FILTERS)
+_html_env = Sandbox(autoescape=True, filters=FILTERS)
+# For the trial render at validation: no customer yet, so anything missing is empty.
+_trial_env = Sandbox(autoescape=False, filters=FILTERS, undefined=ChainableUndefined)
 
 
 class RenderError(Exception):
@@ -75,15 +55,35 @@ def _compile(source: str, html: bool) -> Template:
 def render_part(source: str, context: dict[str, Any], *, html: bool = False,
                 name: str = "template") -> str:
     try:
-        return _compile(source, html).render(**context).strip()
+        template = _compile(source, html)
+        with budgeted():
+            return stream(template.generate(**context)).strip()
     except UndefinedError as exc:
         raise RenderError(f"{name}: {exc.message} (missing variable)") from None
+    except RecursionError:
+        raise RenderError(f"{name}: recursion too deep") from None
     except SecurityError as exc:
         raise RenderError(f"{name}: refused by the sandbox: {exc}") from None
     except TemplateError as exc:
         raise RenderError(f"{name}: {exc}") from None
     except Exception as exc:  # a filter blew up on bad data: still the template's problem
         raise RenderError(f"{name}: {type(exc).__name__}: {exc}") from None
+
+
+def over_budget(source: str) -> str | None:
+    """Render a template once with no customer (everything missing reads as empty) and say
+    why it is over the render budget, if it is: validation refuses it before a launch."""
+    try:
+        template = _trial_env.from_string(source)
+        with budgeted():
+            stream(template.generate())
+    except SecurityError as exc:  # the budget's limits, and what the sandbox refuses
+        return str(exc)
+    except RecursionError:
+        return "recursion too deep"
+    except Exception:  # noqa: BLE001 — depends on customer data; the send will tell
+        return None
+    return None
 
 
 def render_message(parts: dict[str, str], context: dict[str, Any], *, template: str) -> Rendered:
