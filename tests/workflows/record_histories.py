@@ -90,18 +90,21 @@ class Recorder:
         with session_scope(self.settings.db_url) as s:
             upsert_customers([CustomerIn(id=customer_id, **fields)], session=s)
 
-    async def start(self, yaml_path: Path, customer_id: str) -> WorkflowHandle:
+    async def start(self, yaml_path: Path, customer_id: str,
+                    keys: tuple[str | None, ...] = (None,)) -> WorkflowHandle:
         from omnicascade.campaign.load import load_campaign
         from omnicascade.cascade.enroll import create_run, enroll_customers
         from omnicascade.cascade.plan import cascade_input
         from omnicascade.cascade.temporal import start_cascade
-        with session_scope(self.settings.db_url) as s:
+        with session_scope(self.settings.db_url) as s:  # one cascade per key: the last's
             run = create_run(load_campaign(yaml_path), session=s, time_scale=SCALE)
-            [row] = enroll_customers(run, [customer_id], session=s)
-            inp = cascade_input(run, row, self.settings)
+            inputs = [cascade_input(run, row, self.settings) for key in keys
+                      for row in enroll_customers(run, [customer_id], session=s, key=key,
+                                                  event_data={"cart_id": key} if key else None)]
             self.run_id = run.id
-        await start_cascade(self.client, self.settings, inp)
-        return self.client.get_workflow_handle(workflow_id(inp.enrollment_id))
+        for inp in inputs:
+            await start_cascade(self.client, self.settings, inp)
+        return self.client.get_workflow_handle(workflow_id(inputs[-1].enrollment_id))
 
     async def state(self, h: WorkflowHandle, prefix: str) -> None:
         for _ in range(600):
@@ -255,11 +258,28 @@ async def exited(r: Recorder) -> WorkflowHandle:
     return h
 
 
+async def keyed(r: Recorder) -> WorkflowHandle:
+    """Two carts of one customer (trigger.key); cart A converts, cart B's cascade goes on."""
+    r.customer("keyed", **FULL)
+    body = BASE.replace("events: [order_placed]", "events: [order_placed], match: key") + \
+        "trigger: {event: cart_abandoned, key: cart_id}\n" + STEPS
+    h = await r.start(r.campaign("keyed", body), "keyed", keys=("A", "B"))
+    await r.state(h, "waiting after step 0")
+    from omnicascade.cascade.conversions import ConversionIn, record_conversion, tell_cascades
+    with session_scope(r.settings.db_url) as s:
+        outcome = record_conversion(ConversionIn(event_id="keyed-order", type="order_placed",
+                                                 customer_id="keyed", data={"cart_id": "A"}),
+                                    session=s)
+    await tell_cascades(r.client, outcome)
+    return h
+
+
 SHAPES: dict[str, Scenario] = {
     "plain": plain, "converted_mid_wait": converted_mid_wait, "follow_up": follow_up,
     "quiet_hours": quiet_hours, "holdout": holdout, "skipped_and_failed": skipped_and_failed,
     "guard_2": guard_2, "stopped": stopped, "stopped_follow_up": stopped_follow_up,
     "stop_guard": stop_guard, "paused_resumed": paused_resumed, "exited": exited,
+    "keyed": keyed,
 }
 
 

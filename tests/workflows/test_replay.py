@@ -28,7 +28,8 @@ HERE = Path(__file__).parent / "histories"
 HISTORIES = sorted(HERE.glob("*/*.json"))
 V0_SHAPES = {"plain", "converted_mid_wait", "follow_up", "quiet_hours", "holdout",
              "skipped_and_failed", "guard_2"}
-V1_SHAPES = {"stopped", "stopped_follow_up", "stop_guard", "paused_resumed", "exited"}
+V1_SHAPES = {"stopped", "stopped_follow_up", "stop_guard", "paused_resumed", "exited",
+             "keyed"}
 
 
 def _history(path: Path) -> WorkflowHistory:
