@@ -22,9 +22,14 @@ from omnicascade.reports.runs import run_show
 DONE = ("completed", "stopped")
 
 
+def _done(data: dict[str, Any]) -> bool:
+    """Nothing more will change: completed or stopped, or superseded with nobody in flight."""
+    return data["status"] in DONE or (data["status"] == "superseded" and not data["active"])
+
+
 def _view(data: dict[str, Any], interval: float) -> Group:
     now = datetime.now(UTC).strftime("%H:%M:%S")
-    state = "final" if data["status"] in DONE else f"refreshing every {interval:g}s, Ctrl-C stops"
+    state = "final" if _done(data) else f"refreshing every {interval:g}s, Ctrl-C stops"
     return Group(display.funnel_table(data), Text(display.run_summary(data)),
                  Text(f"{now} UTC · {state}", style="dim"))
 
@@ -48,7 +53,7 @@ def watch_run(run_id: str, open_session: Callable[[], AbstractContextManager[Ses
     try:
         if console.is_terminal:
             with Live(_view(data, interval), console=console, auto_refresh=False) as live:
-                while data["status"] not in DONE and refreshes != max_refreshes:
+                while not _done(data) and refreshes != max_refreshes:
                     time.sleep(interval)
                     data = fetch()
                     refreshes += 1
@@ -56,11 +61,11 @@ def watch_run(run_id: str, open_session: Callable[[], AbstractContextManager[Ses
             return data
         console.print(_view(data, interval))
         last = _key(data)
-        while data["status"] not in DONE and refreshes != max_refreshes:
+        while not _done(data) and refreshes != max_refreshes:
             time.sleep(interval)
             data = fetch()
             refreshes += 1
-            if _key(data) != last or data["status"] in DONE:
+            if _key(data) != last or _done(data):
                 console.print(_view(data, interval))
                 last = _key(data)
     except KeyboardInterrupt:
