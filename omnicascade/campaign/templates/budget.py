@@ -67,8 +67,12 @@ class Budget:
         if self.steps > MAX_STEPS:
             raise BudgetExceeded(f"over the render budget of {MAX_STEPS:,} steps "
                                  f"(a loop too long?)")
-        if not self.steps & 0xFF and time.monotonic() > self.deadline:
-            raise BudgetExceeded(f"over the render budget of {RENDER_SECONDS:g} s")
+        if not self.steps & 0xFF:
+            if time.monotonic() > self.deadline:
+                raise BudgetExceeded(f"over the render budget of {RENDER_SECONDS:g} s")
+            # Hand the GIL over: a long render must not slow the event loop and the short
+            # database transactions that share this process (a conversion waits on those).
+            time.sleep(0)
 
     def charge(self, chars: int) -> None:
         self.built += chars
