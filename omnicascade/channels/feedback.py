@@ -70,6 +70,17 @@ class WebhookRequest:
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
+    def signature(self, *names: str, key: str | None, key_setting: str) -> list[str]:
+        """The values of the provider's signature headers, or WebhookRefused: 401 when one
+        is missing, 403 when we have no key (`key_setting` unset) to verify them with."""
+        values = [self.header(n) or "" for n in names]
+        if not all(values):
+            raise WebhookRefused(401, f"missing {names[0]} header" if len(names) == 1
+                                 else f"missing {' / '.join(names)} headers")
+        if not key:
+            raise WebhookRefused(403, f"cannot verify: {NOT_CONFIGURED} {key_setting}")
+        return values
+
 
 @dataclass(frozen=True)
 class WebhookReply:

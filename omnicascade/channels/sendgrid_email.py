@@ -33,7 +33,6 @@ from sendgrid.helpers.mail import Category, CustomArg, From, Header, Mail, Reply
 from omnicascade.channels.base import Message, PermanentSendError, RetryableSendError, SendResult
 from omnicascade.channels.common import ProviderSettings, fit_into_activity, retry_after_seconds
 from omnicascade.channels.feedback import (
-    NOT_CONFIGURED,
     Feedback,
     FeedbackOutcome,
     WebhookRefused,
@@ -180,14 +179,10 @@ class SendGridWebhook:
         return cls(SendGridSettings())
 
     def parse(self, request: WebhookRequest) -> list[Feedback]:
-        signature = request.header(EventWebhookHeader.SIGNATURE)
-        timestamp = request.header(EventWebhookHeader.TIMESTAMP)
-        if not signature or not timestamp:
-            raise WebhookRefused(401, f"missing {EventWebhookHeader.SIGNATURE} / "
-                                      f"{EventWebhookHeader.TIMESTAMP} headers")
-        if not self.config.webhook_public_key:
-            raise WebhookRefused(403, f"cannot verify: {NOT_CONFIGURED} "
-                                      f"OMNICASCADE_SENDGRID_WEBHOOK_PUBLIC_KEY")
+        signature, timestamp = request.signature(
+            EventWebhookHeader.SIGNATURE, EventWebhookHeader.TIMESTAMP,
+            key=self.config.webhook_public_key,
+            key_setting="OMNICASCADE_SENDGRID_WEBHOOK_PUBLIC_KEY")
         try:
             valid = EventWebhook(self.config.webhook_public_key).verify_signature(
                 request.body.decode(), signature, timestamp)

@@ -11,7 +11,6 @@ from urllib.parse import parse_qsl
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from omnicascade.channels.feedback import (
-    NOT_CONFIGURED,
     Feedback,
     FeedbackOutcome,
     WebhookRefused,
@@ -64,12 +63,8 @@ class TwilioWebhook:
         return cls(TwilioSettings())
 
     def parse(self, request: WebhookRequest) -> list[Feedback]:
-        signature = request.header("X-Twilio-Signature")
-        if not signature:
-            raise WebhookRefused(401, "missing X-Twilio-Signature header")
-        if not self.config.auth_token:
-            raise WebhookRefused(403, f"cannot verify: {NOT_CONFIGURED} "
-                                      f"OMNICASCADE_TWILIO_AUTH_TOKEN")
+        [signature] = request.signature("X-Twilio-Signature", key=self.config.auth_token,
+                                        key_setting="OMNICASCADE_TWILIO_AUTH_TOKEN")
         try:
             params: dict[str, str] | None = dict(parse_qsl(request.body.decode(),
                                                            keep_blank_values=True))
