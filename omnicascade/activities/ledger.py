@@ -63,11 +63,6 @@ def result_of(row: Delivery) -> DeliverResult:
     return DeliverResult(row.id, row.status, row.reason, row.provider_message_id)
 
 
-def converted_since_enrollment(enrollment: Enrollment, *, session: Session) -> bool:
-    """A conversion that ends this cascade (cascade/entries.py: keys respected)."""
-    return converted_since(enrollment, session=session)
-
-
 def sends_in_window(spec: CampaignSpec, customer_id: str, delivery_id: str, channel: str,
                     *, session: Session, lock: bool) -> int | None:
     """Messages to this customer in the cap's window, across every campaign (None: no cap
@@ -121,7 +116,7 @@ def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
     facts.situation = Situation(
         step.channel, Recipient.of(customer, suppressed), now.replace(tzinfo=UTC),
         converted=step.phase == Phase.CASCADE
-        and converted_since_enrollment(enrollment, session=session),
+        and converted_since(enrollment, session=session),  # keys respected
         stopped=run.status == RunStatus.STOPPED or enrollment.status in ENDED_EARLY,
         paused=run.status == RunStatus.PAUSED, recheck=timedelta(seconds=recheck_s),
         quiet_hours=spec.quiet_hours, campaign_timezone=spec.timezone,

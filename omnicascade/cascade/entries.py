@@ -39,9 +39,6 @@ class Refusal:
     key: str | None
     reason: str
 
-    def json(self) -> dict[str, Any]:
-        return {"customer_id": self.customer_id, "key": self.key, "reason": self.reason}
-
 
 class MissingKey(ValueError):
     """A trigger event of a keyed campaign without the key field in its data."""
