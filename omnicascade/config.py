@@ -7,7 +7,9 @@ infrastructure (Temporal cluster, PostgreSQL) or holds a secret comes from here.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -34,8 +36,40 @@ def looks_like_placeholder(value: str | None) -> bool:
             or len(text) < MIN_SECRET_LENGTH)
 
 
+CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def parse_fx_rates(text: str, base: str = "USD") -> dict[str, float]:
+    """`EUR=1.08, GBP=1.27` → {"EUR": 1.08, "GBP": 1.27}: what one unit of each currency is
+    worth in `base`. Anything else is a ConfigError that names the bad part."""
+    rates: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        code, _, value = (x.strip().upper() for x in part.partition("="))
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = math.nan
+        if not CURRENCY.fullmatch(code) or not 0 < rate < math.inf:
+            raise ConfigError(f"OMNICASCADE_FX_RATES: {part!r} is not CODE=RATE with a "
+                              f"three-letter currency code and a positive number, e.g. "
+                              f"EUR=1.08,GBP=1.27 (1 EUR = 1.08 {base})")
+        if code in rates:
+            raise ConfigError(f"OMNICASCADE_FX_RATES: {code} is given twice")
+        rates[code] = rate
+    if rates.pop(base, 1.0) != 1.0:
+        raise ConfigError(f"OMNICASCADE_FX_RATES: {base} is the cost currency: its rate is 1")
+    return rates
+
+
 # Secrets generated into a state dir never change while a process runs; read each once.
 _secret_files: dict[Path, str] = {}
+
+
+# Secrets with one set of rules: from the environment, no placeholder in production,
+# generated 0600 into the state dir (a file named as the field) in development.
+# field → (environment variable, required in production at start, what it is).
+SECRETS = {"webhook_secret": ("OMNICASCADE_WEBHOOK_SECRET", True, "webhook secret"),
+           "api_token": ("OMNICASCADE_API_TOKEN", False, "API token")}  # required by the API
 
 
 class Settings(BaseSettings):
@@ -64,6 +98,8 @@ class Settings(BaseSettings):
     # networks); empty: forwarded headers are ignored, whoever sends them.
     trusted_proxies: str = ""
     webhook_secret: str | None = None
+    # Bearer token for the read API (GET /v1/runs…, /v1/customers/…): reads carry PII.
+    api_token: str | None = None
     signature_tolerance_s: int = 300
     max_body_bytes: int = 1_000_000
 
@@ -96,21 +132,43 @@ class Settings(BaseSettings):
     # developing workflow code (the test suite runs this way); costs ≈ 20% worker CPU.
     worker_strict_sandbox: bool = False
 
-    # Unit cost per message (per SMS segment), in the shop's currency: reports and `order: cost`.
+    # Unit cost per message (per SMS segment), in cost_currency: reports and `order: cost`.
     cost_email: float = 0.001
     cost_sms: float = 0.05
     cost_telegram: float = 0.0
     cost_push: float = 0.0
+    # The shop's currency: message costs are in it, and so is a conversion amount sent
+    # without a currency.
+    cost_currency: str = "USD"
+    # Rates into cost_currency, `EUR=1.08,GBP=1.27` (1 EUR = 1.08 of it): only with them
+    # does a report add revenue in several currencies up (and it states the rates it used).
+    fx_rates: str = ""
 
     def unit_cost(self, channel: str) -> float:
         return float(getattr(self, f"cost_{channel}", 0.0))
 
+    def fx(self) -> dict[str, float]:
+        """OMNICASCADE_FX_RATES as {currency: units of cost_currency per unit}."""
+        return parse_fx_rates(self.fx_rates, self.cost_currency)
+
+    @model_validator(mode="after")
+    def _check_money(self) -> Settings:
+        if not CURRENCY.fullmatch(self.cost_currency.strip().upper()):
+            raise ConfigError(f"OMNICASCADE_COST_CURRENCY={self.cost_currency!r} is not a "
+                              f"three-letter currency code (e.g. USD, EUR)")
+        self.cost_currency = self.cost_currency.strip().upper()
+        self.fx()  # a bad rate is refused when the settings are read, not in a report
+        return self
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
-        if self.env == "production" and looks_like_placeholder(self.webhook_secret):
-            raise ValueError(f"OMNICASCADE_WEBHOOK_SECRET must be set to a real secret "
-                             f"({MIN_SECRET_LENGTH}+ characters) when "
-                             f"OMNICASCADE_ENV=production")
+        for field, (variable, required, _) in SECRETS.items():
+            value = getattr(self, field)
+            if self.env == "production" and (required or value is not None) \
+                    and looks_like_placeholder(value):
+                raise ValueError(f"{variable} must be set to a real secret "
+                                 f"({MIN_SECRET_LENGTH}+ characters) when "
+                                 f"OMNICASCADE_ENV=production")
         return self
 
     # ---- derived -------------------------------------------------------------------
@@ -135,6 +193,10 @@ class Settings(BaseSettings):
     @property
     def secret_file(self) -> Path:
         return self.home_dir / "webhook_secret"
+
+    @property
+    def api_token_file(self) -> Path:
+        return self.home_dir / "api_token"
 
     @cached_property
     def running_server(self) -> dict | None:
@@ -177,11 +239,20 @@ class Settings(BaseSettings):
 
     def resolved_webhook_secret(self, create: bool = False) -> str:
         """The HMAC secret: from the environment, else the one generated in the state dir."""
-        if self.webhook_secret:
-            return self.webhook_secret
+        return self._resolved("webhook_secret", create)
+
+    def resolved_api_token(self, create: bool = False) -> str:
+        """The read API's bearer token, exactly like the webhook secret."""
+        return self._resolved("api_token", create)
+
+    def _resolved(self, field: str, create: bool) -> str:
+        value: str | None = getattr(self, field)
+        variable, _, what = SECRETS[field]
+        if value:
+            return value
         if self.env == "production":
-            raise ConfigError("OMNICASCADE_WEBHOOK_SECRET is required in production")
-        path = self.secret_file
+            raise ConfigError(f"{variable} is required in production")
+        path = self.home_dir / field
         if path in _secret_files:  # every send signs an unsubscribe link: no disk read each
             return _secret_files[path]
         if path.exists():
@@ -189,7 +260,7 @@ class Settings(BaseSettings):
             return _secret_files[path]
         if not create:
             raise ConfigError(
-                f"No webhook secret: set OMNICASCADE_WEBHOOK_SECRET or start "
+                f"No {what}: set {variable} or start "
                 f"`omnicascade server` once to generate {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         value = secrets.token_hex(32)

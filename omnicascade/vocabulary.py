@@ -80,13 +80,48 @@ class SkipReason(StrEnum):
     PAUSED = "paused"          # a deferral, not a skip: the run is paused, the send is held
 
 
-SKIP_LABELS = {
+class ExitReason(StrEnum):
+    """Why a cascade ended without finishing (enrollments.exit_reason), besides a skip
+    reason (`converted` for an excluded entry, `stopped` for a stopped run) or the type of
+    the exit event that ended it."""
+    REPLACED = "replaced"      # a newer version replaced the one it ran in
+
+
+# One human label per reason, skip and exit alike: every table, page and JSON `label` uses
+# these. An exit event's own type (e.g. cart_emptied) has no label: it is shown as written.
+REASON_LABELS: dict[str, str] = {
     SkipReason.CONVERTED: "already converted",
     SkipReason.NO_ADDRESS: "no address",
     SkipReason.UNSUBSCRIBED: "unsubscribed",
     SkipReason.NO_CONSENT: "no consent",
     SkipReason.QUIET_HOURS: "quiet hours",
     SkipReason.FREQUENCY_CAP: "frequency cap",
-    SkipReason.STOPPED: "stopped",
-    SkipReason.PAUSED: "paused",
+    SkipReason.STOPPED: "run stopped",
+    SkipReason.PAUSED: "held while paused",
+    ExitReason.REPLACED: "replaced by a newer version",
 }
+
+
+def reason_label(reason: str | None) -> str:
+    """The human label of a skip or exit reason ("no address"); an unknown reason (an exit
+    event's type, a provider's failure text) as written."""
+    if not reason:
+        return ""
+    return REASON_LABELS.get(reason, reason)
+
+
+FOLLOW_UP_PREFIX = "ac"  # ledger keys of after_conversion steps: "ac0", "ac1", …
+
+
+def step_label(key: str | int, phase: str | None = None) -> str:
+    """The one way a step is named for people, numbered from 1: cascade step key "0" (or
+    index 0) → "step 1"; follow-up key "ac0" (or index 0 with phase follow_up) →
+    "after 1". Machines keep the key; views show this."""
+    text = str(key)
+    if text.startswith(FOLLOW_UP_PREFIX):
+        return f"after {int(text[len(FOLLOW_UP_PREFIX):]) + 1}"
+    if not text.isdigit():
+        return text
+    if phase == Phase.FOLLOW_UP:
+        return f"after {int(text) + 1}"
+    return f"step {int(text) + 1}"

@@ -17,6 +17,7 @@ Order matters and is the whole point of this module:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -48,15 +49,17 @@ from omnicascade.channels.base import (
     RetryableSendError,
     pace,
 )
+from omnicascade.channels.outbox import OutboxChannel
 from omnicascade.channels.telegram_link import link_for_templates, uses_telegram_link
 from omnicascade.config import Settings
 from omnicascade.customers.links import unsubscribe_url
 from omnicascade.db.models import utcnow
 from omnicascade.db.session import read_scope, session_scope
-from omnicascade.vocabulary import DeliveryStatus, SkipReason
+from omnicascade.vocabulary import DeliveryStatus, SkipReason, step_label
 from omnicascade.workflows.types import ACTIVITY_DELIVER, DeliverInput, DeliverResult, StepPlan
 
 T = TypeVar("T")
+log = logging.getLogger("omnicascade.deliver")
 # Rendering is CPU work under the GIL: one thread per process, so a burst of slow templates
 # (each bounded by the render budget) cannot starve the event loop that serves the API
 # and the worker in the same process. An ordinary message renders in about a millisecond.
@@ -77,12 +80,14 @@ def _clock() -> datetime:
 
 def record_decision(facts: Facts, decision: Decision, *, session: Session) -> DeliverResult:
     """Write a Skip or a Defer (quiet hours, or held while the run is paused) to the
-    ledger."""
+    ledger. A deferral is decided on the run's clock; the ledger and the workflow's timer
+    get the wall-clock instant (a rehearsal's quiet night lasts seconds)."""
     if isinstance(decision, Defer):
+        until = facts.clock.wall(decision.until)
         result = record(facts, DeliveryStatus.DEFERRED, decision.reason,
-                        session=session, deferred_until=decision.until)
+                        session=session, deferred_until=until)
         if result.status == DeliveryStatus.DEFERRED:
-            result.defer_until = decision.until.isoformat()
+            result.defer_until = until.isoformat()
         return result
     assert isinstance(decision, Skip)
     return record(facts, DeliveryStatus.SKIPPED, decision.reason, session=session)
@@ -112,6 +117,14 @@ def compose(facts: Facts, step: StepPlan, enrollment_id: str, settings: Settings
         step=step.key, campaign=spec.campaign, unsubscribe_url=unsub)
 
 
+def _warn(run_id: str, inp: DeliverInput, outcome: str, reason: str) -> None:
+    """One line for the operator per failed send: which run, enrollment, step and channel,
+    and why — never the address or any other PII (a provider's reason names none)."""
+    log.warning("send %s: run=%s enrollment=%s step=%s channel=%s reason=%s", outcome,
+                run_id, inp.enrollment_id, step_label(inp.step.key), inp.step.channel,
+                reason[:300])
+
+
 def _retry(exc: RetryableSendError) -> ApplicationError:
     """Temporal retries the activity, after the provider's delay when it gave one."""
     return ApplicationError(f"not sent, will retry: {exc.reason}",
@@ -123,6 +136,7 @@ class DeliverActivities:
     def __init__(self, settings: Settings, channels: dict[str, Channel]):
         self.settings = settings
         self.channels = channels
+        self.outbox = OutboxChannel(settings.db_url)  # a rehearsal's, whatever is configured
         self.db_url = settings.db_url  # resolved once: it touches the file system
 
     def _tx(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -169,9 +183,11 @@ class DeliverActivities:
             message = await asyncio.get_running_loop().run_in_executor(
                 RENDERING, compose, facts, inp.step, inp.enrollment_id, self.settings, link)
         except RenderError as exc:
+            _warn(facts.run_id, inp, "failed", f"template: {exc}")
             return await self._db(record, facts, DeliveryStatus.FAILED, f"template: {exc}")
+        channel = self.channels[message.channel] if facts.sends_live else self.outbox
         try:
-            await pace(self.channels[message.channel], message)
+            await pace(channel, message)
         except RetryableSendError as exc:  # the slot is far off: come back for it
             await self._db(record, facts, DeliveryStatus.RETRYING, exc.reason)
             raise _retry(exc) from None
@@ -185,10 +201,10 @@ class DeliverActivities:
             return await self._db(record_decision, facts, last)
         if last.address != message.to:  # the address changed while rendering
             message = replace(message, to=last.address)
-        return await self._send(message)
+        return await self._send(channel, message, inp)
 
-    async def _send(self, message: Message) -> DeliverResult:
-        channel = self.channels[message.channel]
+    async def _send(self, channel: Channel, message: Message,
+                    inp: DeliverInput) -> DeliverResult:
         try:
             sent = await channel.send(message)
         except RetryableSendError as exc:
@@ -196,11 +212,13 @@ class DeliverActivities:
                            channel.provider, None)
             raise _retry(exc) from None
         except PermanentSendError as exc:
+            _warn(message.run_id, inp, "failed", exc.reason)
             return await self._db(finish, message.delivery_id, DeliveryStatus.FAILED,
                                   exc.reason, channel.provider, None,
                                   suppress_as=(exc.suppress_reason or exc.reason)
                                   if exc.suppress else None, forget=exc.forget)
         except Exception as exc:  # ambiguous: it may have gone out
+            _warn(message.run_id, inp, "unknown", type(exc).__name__)
             return await self._db(finish, message.delivery_id, DeliveryStatus.UNKNOWN,
                                   f"{type(exc).__name__}: {exc}", channel.provider, None)
         return await self._db(finish, message.delivery_id, DeliveryStatus.SENT, None,

@@ -30,6 +30,7 @@ from omnicascade.cascade.decision import (
 )
 from omnicascade.cascade.entries import converted_since
 from omnicascade.cascade.plan import run_spec
+from omnicascade.clock import LIVE, RunClock, clock_of
 from omnicascade.customers.consent import forget_address, load_suppressed, suppress
 from omnicascade.customers.model import customer_dict, customer_orders
 from omnicascade.db.models import Customer, Delivery, Enrollment, Run, utcnow
@@ -57,6 +58,8 @@ class Facts:
     promo_code: str | None = None
     event_data: dict[str, Any] | None = None
     orders: list[dict[str, Any] | None] = field(default_factory=list)
+    clock: RunClock = LIVE              # the run's: a rehearsal's guards use campaign time
+    sends_live: bool = True             # False: a rehearsal, every channel sends to the outbox
 
 
 def result_of(row: Delivery) -> DeliverResult:
@@ -64,11 +67,11 @@ def result_of(row: Delivery) -> DeliverResult:
 
 
 def sends_in_window(spec: CampaignSpec, customer_id: str, delivery_id: str, channel: str,
-                    *, session: Session, lock: bool) -> int | None:
+                    *, session: Session, lock: bool, clock: RunClock = LIVE) -> int | None:
     """Messages to this customer in the cap's window, across every campaign (None: no cap
     applies). With `lock` the customer row is locked first (SQLite: the transaction already
     holds the write lock), so two campaigns racing for one customer cannot both slip under
-    the cap. The window is measured on the ledger's own (wall) clock, like created_at."""
+    the cap. The window is the run's: a rehearsal's "24 h" lasts 24 h of campaign time."""
     cap = spec.frequency_cap
     if cap is None or not applies_to(cap, channel):
         return None
@@ -76,7 +79,8 @@ def sends_in_window(spec: CampaignSpec, customer_id: str, delivery_id: str, chan
         session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
     q = select(func.count()).select_from(Delivery).where(
         Delivery.customer_id == customer_id, Delivery.id != delivery_id,
-        Delivery.status.in_(CAPPED), Delivery.created_at >= utcnow() - timedelta(seconds=cap.per))
+        Delivery.status.in_(CAPPED),
+        Delivery.created_at >= utcnow() - clock.wall_span(timedelta(seconds=cap.per)))
     if cap.channels:
         q = q.where(Delivery.channel.in_(cap.channels))
     return int(session.scalar(q) or 0)
@@ -88,9 +92,10 @@ ENDED_EARLY = frozenset({EnrollmentStatus.STOPPED, EnrollmentStatus.EXITED})
 
 def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
                lock: bool = False, recheck_s: float = 300.0) -> Facts:
-    """`now` (naive UTC) is the workflow's clock for quiet hours (see deliver._clock).
-    The run's and the enrollment's status are read here too: a stopped run or an ended
-    cascade skips the step, a paused run holds it for up to `recheck_s`."""
+    """`now` (naive UTC) is the workflow's clock for quiet hours (see deliver._clock), read
+    on the run's clock (a rehearsal's campaign time). The run's and the enrollment's status
+    are read here too: a stopped run or an ended cascade skips the step, a paused run holds
+    it for up to `recheck_s`."""
     step = inp.step
     delivery_id = f"{inp.enrollment_id}:{step.key}"
     row = session.get(Delivery, delivery_id)
@@ -102,6 +107,8 @@ def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
     run = session.get(Run, enrollment.run_id)
     assert run is not None
     spec = run_spec(run)
+    clock = clock_of(run)
+    now = clock.campaign(now)
     base = dict(id=delivery_id, enrollment_id=enrollment.id, run_id=run.id,
                 customer_id=enrollment.customer_id, step_key=step.key, step_index=step.index,
                 phase=step.phase, channel=step.channel, template=step.template, attempts=0)
@@ -118,12 +125,15 @@ def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
         converted=step.phase == Phase.CASCADE
         and converted_since(enrollment, session=session),  # keys respected
         stopped=run.status == RunStatus.STOPPED or enrollment.status in ENDED_EARLY,
-        paused=run.status == RunStatus.PAUSED, recheck=timedelta(seconds=recheck_s),
+        paused=run.status == RunStatus.PAUSED,
+        recheck=clock.span(timedelta(seconds=recheck_s)),
         quiet_hours=spec.quiet_hours, campaign_timezone=spec.timezone,
         frequency_cap=spec.frequency_cap,
         sends_in_cap_window=sends_in_window(spec, enrollment.customer_id, delivery_id,
-                                            step.channel, session=session, lock=lock))
+                                            step.channel, session=session, lock=lock,
+                                            clock=clock))
     facts.run_id, facts.spec = run.id, spec
+    facts.clock, facts.sends_live = clock, bool(run.sends_live)
     facts.templates = run.snapshot["templates"].get(step.template, {})
     facts.customer = customer_dict(customer) if customer else {}
     facts.variant, facts.promo_code = enrollment.variant, enrollment.promo_code
@@ -136,7 +146,8 @@ def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
 def record(facts: Facts, status: DeliveryStatus, reason: str | None, *, session: Session,
            deferred_until: datetime | None = None) -> DeliverResult:
     """Write the attempt's outcome (insert the row, or update the one a previous attempt
-    left `retrying` or `deferred`)."""
+    left `retrying` or `deferred`). `deferred_until` is a wall-clock instant, like every
+    stored time."""
     row = session.get(Delivery, facts.delivery_id)
     if row is not None and (row.status in SETTLED or row.status == DeliveryStatus.SENDING):
         return result_of(row)  # an overlapping attempt got there first: never overwrite

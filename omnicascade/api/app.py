@@ -1,6 +1,6 @@
-"""The FastAPI application: thin routes over plain functions (routes.py, runs.py,
-unsubscribe.py, webhooks.py). Every write is signed (signature.py); errors are JSON
-`{"detail": …}`."""
+"""The FastAPI application: thin routes over plain functions (routes.py, runs.py, reads.py,
+unsubscribe.py, webhooks.py). Every write is signed (signature.py), every read carries the
+bearer token (reads.py); errors are JSON `{"detail": …}`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
-from omnicascade.api import routes, runs, unsubscribe, webhooks
+from omnicascade.api import reads, routes, runs, unsubscribe, webhooks
 from omnicascade.api.http import ApiError
 from omnicascade.cascade.temporal import LazyClient
 from omnicascade.config import Settings
@@ -30,9 +30,12 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
 
     app = FastAPI(title="omnicascade", version="0.1.0", lifespan=lifespan,
                   description="Campaign orchestrator API: customers, trigger events, "
-                              "conversions. Writes are signed with X-Omnicascade-Signature.")
+                              "conversions; runs, reports, customers and promo codes to "
+                              "read. Writes are signed with X-Omnicascade-Signature; reads "
+                              "need `Authorization: Bearer <OMNICASCADE_API_TOKEN>`.")
     app.state.settings = settings
     app.state.secret = settings.resolved_webhook_secret(create=True)
+    app.state.api_token = settings.resolved_api_token(create=True)  # for the reads
     app.state.temporal = LazyClient(settings, client)
     app.state.webhook_providers = {}  # built from the environment on first use
 
@@ -41,7 +44,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         content: dict[str, Any] = {"detail": exc.message}
         if exc.errors:
             content["errors"] = exc.errors
-        return JSONResponse(content, status_code=exc.status)
+        return JSONResponse(content, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -59,6 +62,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
 
     app.include_router(routes.router)
     app.include_router(runs.router)
+    app.include_router(reads.router)
     app.include_router(unsubscribe.router)
     app.include_router(webhooks.router)
     return app

@@ -22,8 +22,10 @@ T = TypeVar("T")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, errors: list[dict[str, Any]] | None = None):
+    def __init__(self, status: int, message: str, errors: list[dict[str, Any]] | None = None,
+                 headers: dict[str, str] | None = None):
         self.status, self.message, self.errors = status, message, errors or []
+        self.headers = headers
 
 
 def settings_of(request: Request) -> Settings:

@@ -18,6 +18,8 @@ from ruamel.yaml.reader import ReaderError
 from omnicascade.campaign.model import CampaignSpec
 from omnicascade.campaign.problems import Problem, SpecError, explain, position
 from omnicascade.campaign.templates.loader import load_templates
+from omnicascade.campaign.templates.references import KnownAttributes, event_fields
+from omnicascade.campaign.templates.render import parse
 
 
 def load_yaml(path: Path) -> Any:
@@ -83,14 +85,24 @@ class LoadedCampaign:
         return {"spec": self.spec.model_dump(mode="json"), "templates": self.templates}
 
 
-def load_campaign(path: Path | str) -> LoadedCampaign:
-    """Validate the YAML and every template it references; raise SpecError listing all."""
+def load_campaign(path: Path | str, *,
+                  attributes: KnownAttributes | None = None) -> LoadedCampaign:
+    """Validate the YAML and every template it references; raise SpecError listing all.
+    `attributes`: the customer attribute names a send can find, to check every
+    customer.<attr> against (None: not known, not checked)."""
     path = Path(path)
     spec, data = parse_spec(path)
-    templates, problems = load_templates(spec, data, path)
+    templates, problems = load_templates(spec, data, path, attributes)
     if problems:
         raise SpecError(problems)
     notes: list[str] = []
+    if spec.trigger and spec.trigger.example is None:
+        read = sorted({f for parts in templates.values() for src in parts.values()
+                       for f in event_fields(parse(src))})
+        if read:
+            notes.append(f"the templates read {', '.join(read)} but trigger has no example: "
+                         f"add trigger.example (sample event data) so validate can check "
+                         f"those fields and preview can show them")
     return LoadedCampaign(spec=spec, path=path, templates=templates, notes=notes)
 
 

@@ -4,7 +4,8 @@ file and reporting problems by line and column is `load.py`; this module is the 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from datetime import date, time
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -94,10 +95,49 @@ def _reentry(v: object) -> str:
     return text
 
 
+def _json_like(value: object, where: str) -> object:
+    """Sample event data as the API would deliver it: JSON values only (a YAML date is
+    written as its ISO text, as a shop's backend would send it)."""
+    if isinstance(value, dict):
+        return {str(k): _json_like(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_like(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    if value is None or isinstance(value, bool) or type(value).__name__ == "ScalarBoolean":
+        return value if value is None else bool(value)  # ruamel's anchored `&a true` is an int
+    for kind in (str, int, float):  # ruamel's scalar subclasses as the plain types
+        if isinstance(value, kind):
+            return kind(value)
+    raise ValueError(f"{where} is not JSON data ({type(value).__name__})")
+
+
+def _example(value: object) -> object:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of the trigger event's data fields, e.g. "
+                         "{currency: EUR, products: [{name: Tent, price: 240}]}")
+    return _json_like(value, "example")
+
+
 class Trigger(_Model):
     event: str = Field(min_length=1)
     # a field of the event's data: each distinct value is its own entry (e.g. a cart)
     key: Annotated[str | None, AfterValidator(_data_field)] = None
+    # sample `data` of a trigger event: validate checks templates against it, preview
+    # renders with it; never sent to anyone
+    example: Annotated[dict[str, Any] | None, BeforeValidator(_example)] = None
+
+    @model_validator(mode="after")
+    def _example_has_the_key(self) -> Trigger:
+        if self.example is not None and self.key and self.key not in self.example:
+            raise ValueError(f"example has no '{self.key}' (trigger.key): an event without "
+                             f"it enrolls nobody, so add it to the example")
+        return self
+
+
+DEFAULT_CONVERSION_WINDOW_S = 7 * 86_400  # a week after the cascade's last step
 
 
 class Conversion(_Model):
@@ -106,6 +146,9 @@ class Conversion(_Model):
     # customer: any conversion stops all the customer's cascades in the campaign;
     # key: only the cascade whose trigger key equals the conversion's data.<key>
     match: Literal["customer", "key"] = "customer"
+    # How long after the cascade's last step a conversion still counts for the run
+    # (None: the default, DEFAULT_CONVERSION_WINDOW_S).
+    window: Duration | None = None
 
 
 class Exit(_Model):
@@ -247,3 +290,8 @@ class CampaignSpec(_Model):
     @property
     def lookback_s(self) -> int:
         return self.conversion.lookback if self.conversion else 0
+
+    @property
+    def conversion_window_s(self) -> int:
+        window = self.conversion.window if self.conversion else None
+        return DEFAULT_CONVERSION_WINDOW_S if window is None else window

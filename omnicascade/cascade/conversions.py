@@ -21,7 +21,7 @@ from omnicascade.cascade import lifecycle
 from omnicascade.cascade.entries import key_matches
 from omnicascade.cascade.temporal import connect, signal_conversion
 from omnicascade.config import Settings
-from omnicascade.db.models import ConversionEvent, Enrollment, to_utc_naive, utcnow
+from omnicascade.db.models import ConversionEvent, Customer, Enrollment, to_utc_naive, utcnow
 from omnicascade.db.session import session_scope
 from omnicascade.errors import ConfigError, UserFacingError
 from omnicascade.validation import storable, utc_naive
@@ -62,10 +62,11 @@ class ConversionOutcome:
     duplicate: bool
     to_signal: list[str]  # enrollment ids
     type: str = ""
+    matched: bool = True  # False: no customer of that id is known (stored all the same)
 
     def body(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "customer_id": self.customer_id,
-                "stopped": self.stopped}
+                "stopped": self.stopped, "matched": self.matched}
 
 
 def record_conversion(data: ConversionIn, *, session: Session) -> ConversionOutcome:
@@ -74,8 +75,7 @@ def record_conversion(data: ConversionIn, *, session: Session) -> ConversionOutc
     existing = session.scalar(select(ConversionEvent).where(ConversionEvent.event_id ==
                                                             data.event_id))
     if existing is not None:
-        return ConversionOutcome(existing.event_id, existing.customer_id, existing.stopped,
-                                 True, [], existing.type)
+        return _repeat(existing)
     customer_id = data.customer_id
     if data.promo_code:
         owner = session.scalar(select(Enrollment.customer_id)
@@ -92,9 +92,13 @@ def record_conversion(data: ConversionIn, *, session: Session) -> ConversionOutc
     matches = [e for e in session.scalars(select(Enrollment).where(
         Enrollment.customer_id == customer_id, Enrollment.converted_at.is_(None),
         Enrollment.status.in_([*LIVE_ENROLLMENT, EnrollmentStatus.COMPLETED])))
-        if data.type in (e.conversion_events or [])
-        and occurred >= e.enrolled_at - timedelta(seconds=e.lookback_s)
+        if data.type in (e.conversion_events or []) and counts_for(e, occurred)
         and key_matches(e, data.data, data.promo_code)]  # `conversion.match: key`
+    # Stored and acknowledged either way (nothing is lost; the shop may import the customer
+    # later), but a conversion for a customer nobody knows is reported as unmatched.
+    matched = bool(matches) or session.get(Customer, customer_id) is not None or \
+        session.scalar(select(Enrollment.id).where(Enrollment.customer_id == customer_id)
+                       .limit(1)) is not None
     live = [e.id for e in matches if e.status in LIVE_ENROLLMENT]
     lifecycle.note_conversion(matches, data.event_id, occurred)
     # Written now, the enrollments are locked until the commit: a send's last guard that
@@ -107,7 +111,7 @@ def record_conversion(data: ConversionIn, *, session: Session) -> ConversionOutc
                           order_id=data.order_id, amount=data.amount,
                           currency=data.currency.upper() if data.currency else None,
                           data=data.data, occurred_at=occurred, recorded_at=now,
-                          stopped=len(live))
+                          stopped=len(live), matched=matched)
     session.add(row)
     try:
         session.flush()
@@ -116,9 +120,25 @@ def record_conversion(data: ConversionIn, *, session: Session) -> ConversionOutc
         existing = session.scalar(select(ConversionEvent).where(
             ConversionEvent.event_id == data.event_id))
         assert existing is not None
-        return ConversionOutcome(existing.event_id, existing.customer_id, existing.stopped,
-                                 True, [], existing.type)
-    return ConversionOutcome(data.event_id, customer_id, len(live), False, live, data.type)
+        return _repeat(existing)
+    return ConversionOutcome(data.event_id, customer_id, len(live), False, live, data.type,
+                             matched)
+
+
+def _repeat(row: ConversionEvent) -> ConversionOutcome:
+    return ConversionOutcome(row.event_id, row.customer_id, row.stopped, True, [], row.type,
+                             bool(row.matched))
+
+
+def counts_for(enrollment: Enrollment, occurred: datetime) -> bool:
+    """Whether a conversion at `occurred` counts for this enrollment: after its entry (less
+    the lookback) and, once its cascade finished, within `conversion.window` of the end."""
+    if occurred < enrollment.enrolled_at - timedelta(seconds=enrollment.lookback_s):
+        return False
+    if enrollment.status in LIVE_ENROLLMENT or enrollment.finished_at is None \
+            or enrollment.conversion_window_s is None:
+        return True
+    return occurred <= enrollment.finished_at + timedelta(seconds=enrollment.conversion_window_s)
 
 
 async def tell_cascades(client: Client | None, outcome: ConversionOutcome,

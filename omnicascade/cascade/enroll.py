@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -22,6 +23,7 @@ from omnicascade.cascade.entries import Refusal, admit, recently_converted
 from omnicascade.cascade.lifecycle import entry_id
 from omnicascade.cascade.ordering import resolve_orders
 from omnicascade.cascade.plan import run_spec
+from omnicascade.clock import clock_of
 from omnicascade.config import Settings, load_settings
 from omnicascade.db.models import Enrollment, Run, utcnow
 from omnicascade.db.query import scalars_in
@@ -35,7 +37,8 @@ def new_id(prefix: str) -> str:
 
 
 def create_run(loaded: LoadedCampaign, *, session: Session, time_scale: float = 1.0,
-               audience_total: int = 0, version: int = 1, content_hash: str | None = None,
+               live: bool = False, audience_total: int = 0, version: int = 1,
+               content_hash: str | None = None,
                before: Callable[[Run], None] | None = None) -> Run:
     """Write the run (a version of its campaign). `before` runs first with the new row in
     hand — the launch supersedes the old version there, before the new one listens."""
@@ -44,7 +47,8 @@ def create_run(loaded: LoadedCampaign, *, session: Session, time_scale: float = 
               snapshot=loaded.snapshot(),
               trigger_event=spec.trigger.event if spec.trigger else None,
               status=RunStatus.LISTENING if spec.trigger else RunStatus.RUNNING,
-              time_scale=time_scale, audience_total=audience_total, version=version,
+              time_scale=time_scale, sends_live=time_scale == 1.0 or live,
+              audience_total=audience_total, version=version,
               content_hash=content_hash, status_changed_at=utcnow())
     if before is not None:
         before(run)
@@ -100,6 +104,8 @@ def enroll_customers(run: Run, customer_ids: Sequence[str], *, session: Session,
     for pattern, members in by_pattern.items():
         codes.update(zip(members, _unique_codes(pattern, len(members), session=session),
                          strict=True))
+    # `conversion.window` on the wall clock: a rehearsal's week passes N times faster
+    window = clock_of(run).wall_span(timedelta(seconds=spec.conversion_window_s)).total_seconds()
     rows = []
     for customer_id in ids:
         is_excluded = customer_id in excluded
@@ -114,6 +120,7 @@ def enroll_customers(run: Run, customer_ids: Sequence[str], *, session: Session,
             promo_code=codes.get(customer_id), event_data=event_data,
             trigger_event_id=event_id, conversion_events=spec.conversion_events,
             lookback_s=spec.lookback_s, order_strategy=strategy, channel_order=order,
+            conversion_window_s=window,
             enrolled_at=now, finished_at=now if is_excluded else None))
     session.add_all(rows)
     session.flush()

@@ -62,6 +62,18 @@ class _Written:
     skipped: int
 
 
+@dataclass(frozen=True)
+class Rehearsal:
+    """How a launch runs: on the wall clock (×1), or as a rehearsal on a clock N times
+    faster, sending to the outbox unless `live`."""
+    time_scale: float = 1.0
+    live: bool = False
+
+    @property
+    def sends_live(self) -> bool:
+        return self.time_scale == 1.0 or self.live
+
+
 def read_audience(path: Path) -> list[CustomerIn]:
     """An audience file is a customer file: rows with only an id refer to known customers,
     rows with more columns are upserted like `customers import`."""
@@ -69,16 +81,16 @@ def read_audience(path: Path) -> list[CustomerIn]:
 
 
 def _write(loaded: LoadedCampaign, audience: list[CustomerIn], settings: Settings,
-           time_scale: float, in_flight: InFlight) -> _Written:
+           clock: Rehearsal, in_flight: InFlight) -> _Written:
     try:
-        return _write_once(loaded, audience, settings, time_scale, in_flight)
+        return _write_once(loaded, audience, settings, clock, in_flight)
     except IntegrityError:
         raise AudienceError(f"another launch of '{loaded.spec.campaign}' was written at the "
                             f"same moment; nothing of this one was: launch it again") from None
 
 
 def _write_once(loaded: LoadedCampaign, audience: list[CustomerIn], settings: Settings,
-                time_scale: float, in_flight: InFlight) -> _Written:
+                clock: Rehearsal, in_flight: InFlight) -> _Written:
     with session_scope(settings.db_url) as session:
         with_data = [c for c in audience if len(c.model_fields_set - {"id", "attributes"})
                      or c.attributes]
@@ -92,10 +104,11 @@ def _write_once(loaded: LoadedCampaign, audience: list[CustomerIn], settings: Se
             raise AudienceError(f"{len(missing)} audience customer(s) are unknown: {shown}"
                                 f"{' …' if len(missing) > 10 else ''}; import them first or "
                                 f"add their columns to the audience file")
-        versioning = plan_version(loaded, session=session, in_flight=in_flight)
+        versioning = plan_version(loaded, session=session, in_flight=in_flight,
+                                  time_scale=clock.time_scale, sends_live=clock.sends_live)
         if versioning.unchanged is not None:
             return _Written(versioning.unchanged.id, [], 0, versioning, 0)
-        run = create_run(loaded, session=session, time_scale=time_scale,
+        run = create_run(loaded, session=session, time_scale=clock.time_scale, live=clock.live,
                          audience_total=len(ids), version=versioning.version,
                          content_hash=versioning.digest, before=lambda new: apply_version(
                              versioning, new, session=session))
@@ -107,11 +120,12 @@ def _write_once(loaded: LoadedCampaign, audience: list[CustomerIn], settings: Se
 
 
 async def launch(loaded: LoadedCampaign, settings: Settings, *, audience: list[CustomerIn],
-                 time_scale: float = 1.0, in_flight: InFlight = "keep",
+                 time_scale: float = 1.0, live: bool = False, in_flight: InFlight = "keep",
                  on_start: Callable[[int], None] | None = None,
                  on_progress: Callable[[int], None] | None = None) -> LaunchResult:
     client = await connect(settings)  # fail before writing anything if Temporal is down
-    written = await asyncio.to_thread(_write, loaded, audience, settings, time_scale, in_flight)
+    written = await asyncio.to_thread(_write, loaded, audience, settings,
+                                      Rehearsal(time_scale, live), in_flight)
     run_id, pending, versioning = written.run_id, written.pending, written.version
     if versioning.to_stop:  # committed: now tell them (the send-time guard already knows)
         await signal_stop(client, versioning.to_stop, EnrollmentStatus.STOPPED, REPLACED,

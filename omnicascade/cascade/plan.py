@@ -8,7 +8,7 @@ from omnicascade.campaign.model import CampaignSpec
 from omnicascade.campaign.variants import variant_steps
 from omnicascade.config import Settings
 from omnicascade.db.models import Enrollment, Run
-from omnicascade.vocabulary import DEFAULT_VARIANT, HOLDOUT, Phase
+from omnicascade.vocabulary import DEFAULT_VARIANT, FOLLOW_UP_PREFIX, HOLDOUT, Phase
 from omnicascade.workflows.types import CascadeInput, StepPlan
 
 _spec_cache: dict[str, CampaignSpec] = {}
@@ -24,7 +24,7 @@ def run_spec(run: Run) -> CampaignSpec:
 
 def follow_up_key(index: int) -> str:
     """The ledger key of the index-th after_conversion step ("ac0", …)."""
-    return f"ac{index}"
+    return f"{FOLLOW_UP_PREFIX}{index}"
 
 
 def plan(spec: CampaignSpec, variant: str = DEFAULT_VARIANT,

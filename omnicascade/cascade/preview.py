@@ -16,6 +16,7 @@ from omnicascade.campaign.templates.helpers import favorite_product
 from omnicascade.campaign.templates.render import RenderError, build_context, render_message
 from omnicascade.campaign.variants import (
     assign_variant,
+    variant_names,
     variant_order,
     variant_promo,
     variant_steps,
@@ -84,6 +85,11 @@ def _preview_promo(spec: CampaignSpec, variant: str) -> dict[str, Any]:
              "discount": promo_spec.discount} if promo_spec else {})
 
 
+def _example(spec: CampaignSpec) -> dict[str, Any] | None:
+    """The trigger's sample data: what preview renders with when given no event."""
+    return spec.trigger.example if spec.trigger else None
+
+
 def preview(loaded: LoadedCampaign, customer_id: str, *, session: Session,
             settings: Settings, event: dict[str, Any] | None = None,
             start: datetime | None = None) -> list[dict[str, Any]]:
@@ -92,6 +98,7 @@ def preview(loaded: LoadedCampaign, customer_id: str, *, session: Session,
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise NotFound(f"no customer {customer_id!r}; import it first")
+    event = event if event is not None else _example(loaded.spec)
     spec, cust = loaded.spec, customer_dict(customer)
     zone = customer_zone(customer.timezone, customer.phone, spec.timezone)
     recipient = Recipient.of(customer, load_suppressed([customer], session=session))
@@ -138,28 +145,59 @@ def preview(loaded: LoadedCampaign, customer_id: str, *, session: Session,
     return out
 
 
+def campaign_channels(spec: CampaignSpec) -> list[str]:
+    """The channels the campaign can send on: every variant's steps and the follow-ups."""
+    used = {s.channel for v in variant_names(spec) for s in variant_steps(spec, v)}
+    used |= {f.channel for f in spec.after_conversion}
+    return [ch for ch in CHANNELS if ch in used]
+
+
+_CONTACT = ("email", "phone", "telegram_chat_id", "push_token", "timezone", "locale")
+
+
+def as_launched(row: CustomerIn, stored: Customer | None) -> Customer | None:
+    """The customer as launching with this audience row would leave them, as a transient
+    row (never added to the session): the file's values over the stored ones (a blank cell
+    keeps what is stored), as `customers import` does. None: an id-only row of a customer
+    nobody imported (launch refuses them)."""
+    given = row.model_dump(exclude_unset=True, include=set(_CONTACT))
+    if stored is None and not (given or row.attributes or row.consents):
+        return None
+    base = customer_dict(stored) if stored is not None else {}
+    return Customer(id=row.id, **{f: given.get(f, base.get(f)) for f in _CONTACT},
+                    attributes={**(base.get("attributes") or {}), **row.attributes},
+                    consents={**(base.get("consents") or {}), **(row.consents or {})})
+
+
 def preview_audience(loaded: LoadedCampaign, audience: list[CustomerIn], *, session: Session,
                      settings: Settings, sample: int = 1000) -> dict[str, Any]:
-    """How the audience splits into variants and holdout, who is reachable on which channel,
-    and what the full cascade costs per 1,000 customers if nobody converts."""
+    """How the audience splits into variants and holdout, who is reachable on each of the
+    campaign's channels, and what the full cascade costs per 1,000 customers if nobody
+    converts. The file's own contacts count (it is what will be launched), over what is
+    stored for the same customers; rows with only an id are looked up in the database."""
     spec = loaded.spec
     ids = [c.id for c in audience]
-    known = load_customers(ids, session=session)
-    missing = [i for i in ids if i not in known]
-    suppressed = load_suppressed(known.values(), session=session)
+    stored = load_customers(ids, session=session)
+    people = {c.id: as_launched(c, stored.get(c.id)) for c in audience}
+    missing = [i for i in ids if people[i] is None]
+    suppressed = load_suppressed([p for p in people.values() if p is not None],
+                                 session=session)
+    channels = campaign_channels(spec)
     variants: dict[str, int] = {}
-    reach_counts = {ch: 0 for ch in CHANNELS}
-    messages = {ch: 0.0 for ch in CHANNELS}
+    reach_counts = {ch: 0 for ch in channels}
+    messages = {ch: 0.0 for ch in channels}
     sms_segments: list[int] = []
     cost = 0.0
     now = datetime.now(UTC)
+    event = _example(spec)
     for cid in ids:
         variant = assign_variant(spec, cid)
         variants[variant] = variants.get(variant, 0) + 1
-        reach = reachable(Recipient.of(known.get(cid), suppressed), now)
+        person = people[cid]
+        reach = reachable(Recipient.of(person, suppressed), now, channels)
         for ch in reach:
             reach_counts[ch] += 1
-        if variant == HOLDOUT or cid not in known:
+        if variant == HOLDOUT or person is None:
             continue
         for step in variant_steps(spec, variant):
             if step.channel not in reach:
@@ -168,7 +206,7 @@ def preview_audience(loaded: LoadedCampaign, audience: list[CustomerIn], *, sess
             if step.channel == "sms" and len(sms_segments) < sample:
                 promo_spec = variant_promo(spec, variant)
                 promo = {"code": "XXXXXX", "discount": promo_spec.discount} if promo_spec else {}
-                r = _render(loaded, step.template, "sms", customer_dict(known[cid]), None,
+                r = _render(loaded, step.template, "sms", customer_dict(person), event,
                             promo, variant, "0", None)
                 sms_segments.append(r.get("segments", 1))
             if step.channel == "sms" and sms_segments:

@@ -22,10 +22,16 @@ from omnicascade.campaign.load import LoadedCampaign, spec_from_snapshot
 from omnicascade.cascade import lifecycle
 from omnicascade.db.models import Enrollment, Run
 from omnicascade.db.query import chunks
-from omnicascade.vocabulary import ENROLLING_RUN, LIVE_ENROLLMENT, EnrollmentStatus, RunStatus
+from omnicascade.vocabulary import (
+    ENROLLING_RUN,
+    LIVE_ENROLLMENT,
+    EnrollmentStatus,
+    ExitReason,
+    RunStatus,
+)
 
 InFlight = Literal["keep", "stop"]
-REPLACED = "replaced"
+REPLACED = ExitReason.REPLACED.value
 
 
 def content_hash(snapshot: dict[str, Any]) -> str:
@@ -63,12 +69,15 @@ class Versioning:
     to_stop: list[str] = field(default_factory=list)  # in-flight cascades (--in-flight stop)
 
 
-def plan_version(loaded: LoadedCampaign, *, session: Session,
-                 in_flight: InFlight = "keep") -> Versioning:
+def plan_version(loaded: LoadedCampaign, *, session: Session, in_flight: InFlight = "keep",
+                 time_scale: float = 1.0, sends_live: bool = True) -> Versioning:
+    """A launch identical to the live version creates nothing — unless it runs on another
+    clock: launching for real what was rehearsed (or rehearsing again) replaces it."""
     slug = loaded.spec.campaign
     digest = content_hash(loaded.snapshot())
     live = enrolling_version(slug, session=session) if loaded.spec.trigger else None
-    if live is not None and run_hash(live) == digest:
+    if live is not None and run_hash(live) == digest and live.time_scale == time_scale \
+            and bool(live.sends_live) == sends_live:
         return Versioning(live.version, digest, unchanged=live)
     latest = latest_version(slug, session=session)
     if latest is None:

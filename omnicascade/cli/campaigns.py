@@ -23,25 +23,37 @@ def _load(file: Path) -> LoadedCampaign:
 
 
 @campaign_app.command("validate")
-def campaign_validate(file: Path, as_json: bool = JSON) -> None:
-    """Check a campaign YAML and its templates; writes nothing."""
-    loaded = _load(file)
+def campaign_validate(file: Path,
+                      audience: Path | None = typer.Option(
+                          None, help="CSV or JSONL customer file: check customer.<attr> "
+                          "against its columns too."),
+                      as_json: bool = JSON) -> None:
+    """Check a campaign YAML and its templates, customer.<attr> against the imported
+    customers and --audience FILE, event.<field> against trigger.example; writes nothing."""
+    from omnicascade.campaign.load import load_campaign
+    from omnicascade.cli.known import known_attributes
+    known, notes = known_attributes(audience)
+    loaded = load_campaign(file, attributes=known)
+    notes = loaded.notes + notes
     if as_json:
         display.print_json({"campaign": loaded.spec.campaign, "valid": True,
-                            "steps": len(loaded.spec.steps), "notes": loaded.notes})
+                            "steps": len(loaded.spec.steps), "notes": notes})
         return
     display.console.print(f"[green]✓[/] {file}: campaign '{loaded.spec.campaign}' is valid "
                           f"({len(loaded.spec.steps)} steps, "
                           f"{len(loaded.spec.after_conversion)} after conversion)")
-    for note in loaded.notes:
+    for note in notes:
         display.console.print(f"  note: {note}")
 
 
 @campaign_app.command("launch")
 def campaign_launch(file: Path,
                     audience: Path | None = typer.Option(None, help="CSV or JSONL audience."),
-                    time_scale: float = typer.Option(1.0, help="Compress every wait by this "
-                                                     "factor (rehearsals/demos).", min=1.0),
+                    time_scale: float = typer.Option(
+                        1.0, help="Rehearse: run the campaign's clock this many times faster "
+                        "(waits, quiet hours, caps, reports); sends go to the outbox.", min=1.0),
+                    live: bool = typer.Option(False, "--live", help="A rehearsal sends "
+                                              "through the configured providers."),
                     in_flight: str = typer.Option(
                         "keep", "--in-flight", help="Customers in flight on earlier versions: "
                         "keep (they finish as they started) or stop (they end now)."),
@@ -59,13 +71,13 @@ def campaign_launch(file: Path,
     db_url(s)
     if as_json or len(people) < 200:
         result = asyncio.run(launch(loaded, s, audience=people, time_scale=time_scale,
-                                    in_flight=in_flight))  # type: ignore[arg-type]
+                                    live=live, in_flight=in_flight))  # type: ignore[arg-type]
     else:
         from rich.progress import Progress
         with Progress(console=display.err_console) as bar:
             task = bar.add_task("enrolling", total=None)
             result = asyncio.run(launch(
-                loaded, s, audience=people, time_scale=time_scale,
+                loaded, s, audience=people, time_scale=time_scale, live=live,
                 in_flight=in_flight,  # type: ignore[arg-type]
                 on_start=lambda n: bar.update(task, total=n),
                 on_progress=lambda n: bar.advance(task, n)))
@@ -84,6 +96,11 @@ def campaign_launch(file: Path,
     display.console.print(f"launched {result.campaign} version {result.version}: "
                           f"{result.enrolled} enrolled, {result.excluded} excluded (already "
                           f"converted){skipped}{listening}")
+    if time_scale != 1.0:
+        where = "the configured providers (--live)" if live else "the outbox only"
+        display.console.print(f"  rehearsal ×{time_scale:g}: the campaign's clock runs "
+                              f"{time_scale:g}× faster (waits, quiet hours, caps, reports); "
+                              f"messages go to {where}")
     if result.superseded:
         fate = (f"{result.stopped} cascade(s) in flight stopped" if in_flight == "stop"
                 else "customers in flight finish on it")
@@ -107,13 +124,16 @@ def campaign_preview(file: Path,
     if (customer is None) == (audience is None):
         raise UserError("give exactly one of --customer ID or --audience FILE")
     try:
-        data = json.loads(event) if event else None
+        data = json.loads(event) if event is not None else None  # None: trigger.example
     except json.JSONDecodeError as exc:
         raise UserError(f"--event is not valid JSON: {exc}") from None
+    if event is not None and not isinstance(data, dict):
+        raise UserError('--event is the trigger event\'s data: a JSON object such as '
+                        '\'{"currency": "EUR", "products": [{"name": "Tent", "price": 240}]}\'')
     s = settings()
     if audience is not None:
-        from omnicascade.customers.importer import parse_customer_file
-        people = parse_customer_file(audience)
+        from omnicascade.cli.known import read_audience
+        people = read_audience(audience)
         with reading(s) as db:
             summary = preview_audience(loaded, people, session=db, settings=s)
         display.print_json(summary) if as_json else display.audience_summary(summary)

@@ -31,5 +31,6 @@ def customers_show(customer_id: str, as_json: bool = JSON) -> None:
     if as_json:
         display.print_json(data)
     else:
-        for item in display.customer_view(data):
+        from omnicascade.cli.timeline import customer_view
+        for item in customer_view(data):
             display.console.print(item)

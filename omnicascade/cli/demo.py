@@ -31,6 +31,7 @@ from omnicascade.db.session import read_scope, session_scope
 from omnicascade.reports.customers import customer_show
 from omnicascade.reports.runs import run_show
 from omnicascade.runtime.server import EmbeddedStack, free_port
+from omnicascade.vocabulary import reason_label
 
 TIME_SCALE = 21600  # 24h → 4s, 3d → 12s
 EXAMPLE = "examples/abandoned-cart"
@@ -59,7 +60,8 @@ async def run_demo(keep: bool = False) -> int:
     home = Path(tempfile.mkdtemp(prefix="omnicascade-demo-"))
     settings = Settings(home=home, database_url=None, temporal_address=None,
                         temporal_port=free_port(), temporal_ui_port=free_port(),
-                        api_port=free_port(), webhook_secret=None, env="development")
+                        api_port=free_port(), webhook_secret=None, env="development",
+                        cost_currency="EUR")  # the sample shop sells and pays in euros
     stack = EmbeddedStack(settings)
     t0 = time.monotonic()
     try:
@@ -158,8 +160,9 @@ def _who_got_what(people: list[dict[str, Any]], run_id: str) -> Table:
         cells = []
         for i in range(4):
             m = msgs.get(str(i))
-            cells.append("–" if m is None else mark.get(m["status"], m["status"]) +
-                         (f" ({m['reason']})" if m["reason"] and m["status"] != "sent" else ""))
+            why = f" ({reason_label(m['reason'])})" if m and m["reason"] and \
+                m["status"] != "sent" else ""
+            cells.append("–" if m is None else mark.get(m["status"], m["status"]) + why)
         if enr and enr["status"] == "excluded":
             cells = ["[dim]excluded: bought before[/]"] + [""] * 3
         conv = ", ".join(c["type"] for c in p["conversions"]) or "–"

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+
+from omnicascade.clock import now_utc
+from omnicascade.reports.when import clock_from, parse_iso, relative, span
+from omnicascade.vocabulary import reason_label, step_label
 
 if TYPE_CHECKING:  # the CLI starts without loading the library (cli/common.py)
     from omnicascade.cascade.control import Change
@@ -22,43 +27,59 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+def ago(text: str | None) -> str:
+    """An ISO instant of the JSON shapes as `3 h ago` (`–` when there is none)."""
+    at = parse_iso(text)
+    return relative(at, now_utc()) if at else "–"
+
+
+def with_rehearsal(status: str, rehearsal: dict[str, Any] | None) -> str:
+    return f"{status} · {rehearsal['label']}" if rehearsal else status
+
+
 def runs_table(rows: list[dict[str, Any]]) -> Table:
     t = Table(title="Runs")
-    for col in ("run", "campaign", "version", "status", "enrolled", "excluded", "active",
-                "converted", "rate", "created"):
-        t.add_column(col, justify="right" if col in ("enrolled", "excluded", "active",
-                                                     "converted", "rate") else "left",
+    numbers = ("enrolled", "excluded", "active", "converted", "rate", "unmatched")
+    for col in ("run", "campaign", "version", "status", *numbers, "created"):
+        t.add_column(col, justify="right" if col in numbers else "left",
                      no_wrap=col == "run")
     for r in rows:
-        t.add_row(r["run_id"], r["campaign"], str(r.get("version", "")), r["status"],
-                  str(r["enrolled"]),
+        t.add_row(r["run_id"], r["campaign"], str(r.get("version", "")),
+                  with_rehearsal(r["status"], r.get("rehearsal")), str(r["enrolled"]),
                   str(r["excluded"]), str(r["active"]), str(r["converted"]),
-                  f"{r['conversion_rate']:.1%}", (r["created_at"] or "")[:19])
+                  f"{r['conversion_rate']:.1%}", str(r.get("unmatched", 0)),
+                  ago(r["created_at"]))
     return t
 
 
+def _reasons(s: dict[str, Any]) -> str:
+    out = [f"{reason_label(k)} {v}" for k, v in sorted(s["skipped_by_reason"].items())]
+    out += [f"deferred by quiet hours {s['deferred']}"] if s.get("deferred") else []
+    out += [f"held while paused {s['held']}"] if s.get("held") else []
+    return ", ".join(out)
+
+
 def funnel_table(run: dict[str, Any]) -> Table:
-    t = Table(title=f"{run['campaign']} · {run['run_id']} · {run['status']}")
+    t = Table(title=with_rehearsal(f"{run['campaign']} · {run['run_id']} · {run['status']}",
+                                   run.get("rehearsal")))
+    rows = [*run["steps"], *run.get("after_conversion", [])]
+    # a variant column when the run has several: step 1 is email in one, SMS in another
+    several = len({s.get("variant") for s in rows}) > 1
     # `waiting`: cascades still in progress whose last step so far is this one (live funnel)
     live = any(s.get("waiting") for s in run["steps"]) or run.get("active")
-    cols = ("step", "channel", "sent", "skipped", "failed") + (("waiting",) if live else ()) \
-        + ("skip reasons",)
+    cols = (("variant",) if several else ()) + ("step", "channel", "sent", "skipped",
+                                                "failed") \
+        + (("waiting",) if live else ()) + ("skip reasons",)
     for col in cols:
         t.add_column(col, justify="right" if col in ("sent", "skipped", "failed", "waiting")
                      else "left")
-    for s in run["steps"]:
-        reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["skipped_by_reason"].items()))
-        if s.get("deferred"):
-            reasons += f"{', ' if reasons else ''}deferred by quiet hours {s['deferred']}"
-        if s.get("held"):
-            reasons += f"{', ' if reasons else ''}held while paused {s['held']}"
+    for s in rows:
+        follow_up = s in run.get("after_conversion", [])
+        label = s.get("label") or step_label(s["index"], "follow_up" if follow_up else None)
         sent = str(s["sent"]) + (f" ({s['unknown']} unknown)" if s.get("unknown") else "")
-        t.add_row(str(s["index"] + 1), s["channel"], sent, str(s["skipped"]),
-                  str(s["failed"]), *((str(s.get("waiting", 0)),) if live else ()), reasons)
-    for s in run.get("after_conversion", []):
-        reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["skipped_by_reason"].items()))
-        t.add_row(f"after {s['index'] + 1}", s["channel"], str(s["sent"]), str(s["skipped"]),
-                  str(s["failed"]), *(("",) if live else ()), reasons)
+        waiting = ("" if follow_up else str(s.get("waiting", 0)),) if live else ()
+        t.add_row(*((str(s.get("variant")),) if several else ()), label, s["channel"], sent,
+                  str(s["skipped"]), str(s["failed"]), *waiting, _reasons(s))
     return t
 
 
@@ -70,11 +91,19 @@ def run_summary(run: dict[str, Any]) -> str:
              f"messages after a recorded conversion: {run['sent_after_conversion']}"]
     if ended := ended_early(run):
         lines.insert(1, ended)
+    if run.get("unmatched"):
+        lines.append(f"conversions for customers nobody knows (unmatched) while it ran: "
+                     f"{run['unmatched']}")
     if len(run["variants"]) > 1:
         lines.append("variants: " + ", ".join(
             f"{k}: {v['converted']}/{v['enrolled']}"
             + (f" ({v['converted'] / v['enrolled']:.1%})" if v["enrolled"] else "")
             for k, v in sorted(run["variants"].items())))
+    if clock := clock_from(run.get("rehearsal")):
+        elapsed = now_utc() - clock.started
+        lines.append(f"{run['rehearsal']['label']}: launched {span(elapsed)} ago, "
+                     f"{span(clock.span(elapsed))} ago in campaign time; times and durations "
+                     f"shown are campaign time")
     return "\n".join(lines)
 
 
@@ -98,9 +127,10 @@ def control_line(change: Change) -> str:
 
 
 def ended_early(data: dict[str, Any]) -> str:
-    """E.g. "stopped 3 (replaced 1, stopped 2) · exited 1 (cart_emptied 1)"; "" if none."""
+    """E.g. "stopped 3 (replaced by a newer version 1, run stopped 2) · exited 1
+    (cart_emptied 1)"; "" if none."""
     return " · ".join(f"{k} {data[k]} (" + ", ".join(
-        f"{r} {n}" for r, n in data.get(f"{k}_by_reason", {}).items()) + ")"
+        f"{reason_label(r)} {n}" for r, n in data.get(f"{k}_by_reason", {}).items()) + ")"
         for k in ("stopped", "exited") if data.get(k))
 
 
@@ -110,41 +140,19 @@ def outbox_table(rows: list[dict[str, Any]]) -> Table:
         t.add_column(col, overflow="fold")
     for m in rows:
         text = m["subject"] or m["body"].replace("\n", " ")
-        t.add_row((m["sent_at"] or "")[11:19], m["customer_id"], m["step"], m["channel"],
-                  m["to"], text[:70] + ("…" if len(text) > 70 else ""))
+        t.add_row(ago(m["sent_at"]), m["customer_id"], m.get("label") or step_label(m["step"]),
+                  m["channel"], m["to"], text[:70] + ("…" if len(text) > 70 else ""))
     return t
 
 
-def customer_view(data: dict[str, Any]) -> list[Any]:
-    c = data["customer"]
-    header = (f"[bold]{c['id']}[/] email={c['email'] or '–'} phone={c['phone'] or '–'} "
-              f"telegram={c['telegram_chat_id'] or '–'} push={'yes' if c['push_token'] else '–'}"
-              f" tz={c['timezone'] or '–'}")
-    t = Table(title="Timeline")
-    for col in ("at", "what", "detail"):
-        t.add_column(col, overflow="fold")
-    events = []
-    for e in data["enrollments"]:
-        events.append((e["enrolled_at"], "enrolled", f"{e['campaign']} ({e['run_id']}) "
-                       f"status={e['status']}" + (f" reason={e['exit_reason']}"
-                                                  if e["exit_reason"] else "")
-                       + (f" promo={e['promo_code']}" if e["promo_code"] else "")))
-    for m in data["messages"]:
-        events.append((m["at"], f"{m['channel']} {m['status']}",
-                       f"step {m['step']} {m['template']}" + (f" ({m['reason']})"
-                                                               if m["reason"] else "")))
-    for e in data["enrollments"]:
-        if e["status"] in ("stopped", "exited"):
-            events.append((e["finished_at"], e["status"], f"{e['campaign']} ({e['run_id']}): "
-                           f"{e['exit_reason'] or 'no reason recorded'}"))
-    for cv in data["conversions"]:
-        events.append((cv["occurred_at"], "converted", f"{cv['type']} {cv['event_id']}"
-                       + (f" promo={cv['promo_code']}" if cv["promo_code"] else "")))
-    for at, what, detail in sorted(events, key=lambda x: x[0] or ""):
-        t.add_row((at or "")[:19], what, detail)
-    from omnicascade.reports.funnel import endings
-    ended = ended_early(endings((e["status"], e["exit_reason"]) for e in data["enrollments"]))
-    return [header, t] + ([f"cascades ended early: {ended}"] if ended else [])
+def _planned(text: str) -> str:
+    """A planned local time of the preview (`…T09:00:00+01:00`) as `2026-12-02 09:00
+    (UTC+01:00)`; anything else (`3d after a conversion`) as written."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return f"{at:%Y-%m-%d %H:%M} ({at.tzname() or 'UTC'})"
 
 
 def preview_messages(items: list[dict[str, Any]]) -> None:
@@ -152,13 +160,14 @@ def preview_messages(items: list[dict[str, Any]]) -> None:
         mark = " (this customer's variant)" if m.get("assigned") and m["variant"] != "all" \
             else ""
         to = m["to"] or "no address"
-        console.rule(f"[bold]{m['variant']}{mark} · {m['phase']} {m['step']} · "
-                     f"{m['channel']}[/] → {to}")
-        when = m.get("at", "")
+        step = step_label(int(m["step"]) - 1, "follow_up" if m["phase"] != "cascade"
+                          else None) if str(m["step"]).isdigit() else f"{m['phase']} {m['step']}"
+        console.rule(f"[bold]{m['variant']}{mark} · {step} · {m['channel']}[/] → {to}")
+        when = _planned(m.get("at", ""))
         if m.get("deferred_from"):
-            when += f"  (quiet hours: deferred from {m['deferred_from']})"
+            when += f"  (quiet hours: deferred from {_planned(m['deferred_from'])})"
         if m.get("skipped"):
-            when = f"skipped: {m['skipped']}"
+            when = f"skipped: {reason_label(m['skipped'])}"
         console.print(f"[dim]{when}[/]", highlight=False)
         if "error" in m:
             console.print(f"[red]{m['error']}[/]", highlight=False)

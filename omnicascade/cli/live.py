@@ -36,7 +36,7 @@ def _view(data: dict[str, Any], interval: float) -> Group:
 
 def _key(data: dict[str, Any]) -> Any:
     return (data["status"], data["enrolled"], data["converted"], data["active"],
-            [(s["index"], s["channel"], s["sent"], s["skipped"], s["failed"],
+            [(s.get("variant"), s["index"], s["channel"], s["sent"], s["skipped"], s["failed"],
               s.get("waiting")) for s in data["steps"] + data["after_conversion"]])
 
 

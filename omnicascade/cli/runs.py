@@ -18,7 +18,7 @@ from omnicascade.cli.common import JSON, UserError, app, db_url, reading, runs_a
 
 @runs_app.command("list")
 def runs_list(as_json: bool = JSON) -> None:
-    """Every run with status, enrolled, converted and conversion rate."""
+    """Every run with status, enrolled, converted, conversion rate and unmatched conversions."""
     from omnicascade.reports.runs import runs_list as rl
     with reading() as s:
         rows = rl(session=s)

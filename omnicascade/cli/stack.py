@@ -26,6 +26,9 @@ def server(host: str | None = typer.Option(None, help="API host (default 127.0.0
                               f"  state         {s.home_dir}\n"
                               f"  webhook secret "
                               f"{'from environment' if s.webhook_secret else s.secret_file}\n"
+                              f"  API token      "
+                              f"{'from environment' if s.api_token else s.api_token_file}"
+                              f"  (reads: Authorization: Bearer …)\n"
                               f"Press Ctrl-C to stop.")
     configure_logging()
     asyncio.run(serve(settings(), host=host, port=port, announce=announce))

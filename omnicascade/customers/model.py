@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from omnicascade.db.models import ConversionEvent, Customer, utcnow
@@ -132,3 +132,24 @@ def customer_orders(customer_id: str, *, session: Session) -> list[dict[str, Any
 def load_customers(ids: Sequence[str], *, session: Session) -> dict[str, Customer]:
     return {c.id: c for c in scalars_in(
         session, lambda chunk: select(Customer).where(Customer.id.in_(chunk)), ids)}
+
+
+# Every attribute name of the stored customers, computed in the database (one row per name).
+_ATTRIBUTE_NAMES = {
+    "sqlite": "SELECT DISTINCT j.key FROM customers, json_each(customers.attributes) AS j "
+              "WHERE json_type(customers.attributes) = 'object'",
+    "postgresql": "SELECT DISTINCT json_object_keys(attributes) FROM customers "
+                  "WHERE json_typeof(attributes) = 'object'",
+}
+
+
+def attribute_names(*, session: Session) -> tuple[int, set[str]]:
+    """(how many customers are stored, every attribute name any of them has)."""
+    count = session.scalar(select(func.count()).select_from(Customer)) or 0
+    query = _ATTRIBUTE_NAMES.get(session.get_bind().dialect.name)
+    if query is not None:
+        return count, {str(name) for name in session.scalars(text(query))}
+    names: set[str] = set()
+    for attrs in session.scalars(select(Customer.attributes)):
+        names.update(attrs or {})
+    return count, names

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -67,7 +69,9 @@ class Run(Base):
     trigger_event: Mapped[str | None] = mapped_column(String(128), index=True)
     # vocabulary.RunStatus; every change goes through cascade/lifecycle.py
     status: Mapped[str] = mapped_column(String(16), index=True)
-    time_scale: Mapped[float] = mapped_column(Float, default=1.0)
+    time_scale: Mapped[float] = mapped_column(Float, default=1.0)  # ×N: a rehearsal (clock.py)
+    # False for a rehearsal launched without --live: every channel sends to the outbox.
+    sends_live: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     audience_total: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # 1, 2, … per campaign slug; a launch with the same content_hash is the same version
@@ -108,6 +112,9 @@ class Enrollment(Base):
     order_strategy: Mapped[str | None] = mapped_column(String(16))
     channel_order: Mapped[list[Any] | None] = mapped_column(JSON)
     lookback_s: Mapped[int] = mapped_column(Integer, default=0)
+    # `conversion.window` on the wall clock: how long after the cascade finished a
+    # conversion still counts for it (NULL: no bound, rows older than the window).
+    conversion_window_s: Mapped[float | None] = mapped_column(Float)
     enrolled_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     converted_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -203,6 +210,8 @@ class ConversionEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column(DateTime)
     recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     stopped: Mapped[int] = mapped_column(Integer, default=0)
+    # False: no customer of that id is known (stored, acknowledged, counted as unmatched).
+    matched: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class InboundEvent(Base):

@@ -11,10 +11,12 @@ from collections import defaultdict
 from typing import Any
 
 from omnicascade.reports.data import Member, Send
+from omnicascade.reports.money import Currencies, Revenue, revenue_fields
 from omnicascade.reports.stats import percentiles
-from omnicascade.vocabulary import HOLDOUT, Phase
+from omnicascade.vocabulary import HOLDOUT, Phase, step_label
 
 HOUR = 3600.0
+StepKey = tuple[int, str, int, str]  # (variant order, variant, index, channel)
 
 
 def credited_send(m: Member) -> Send | None:
@@ -46,18 +48,22 @@ def hours_since_message(m: Member, send: Send) -> float:
     return (m.converted_at - send.at).total_seconds() / HOUR
 
 
-def attribution(members: list[Member]) -> dict[str, Any]:
-    """Conversions by channel and by step, the ones with no prior message, and the time
-    from message (and from enrollment) to conversion, in hours."""
+def attribution(members: list[Member], cur: Currencies | None = None,
+                order: list[str] | None = None) -> dict[str, Any]:
+    """Conversions by channel and by step (and variant: step 1 is email in one variant and
+    SMS in another), the ones with no prior message, and the time from message (and from
+    enrollment) to conversion, in campaign hours. `order`: the variants' order."""
+    cur = cur or Currencies()
+    rank = {n: i for i, n in enumerate(order or [])}
     by_channel: dict[str, dict[str, Any]] = {}
-    by_step: dict[tuple[int, str], dict[str, Any]] = {}
+    by_step: dict[StepKey, dict[str, Any]] = {}
+    revenue: dict[Any, Revenue] = defaultdict(Revenue)
     waits_channel: dict[str, list[float]] = defaultdict(list)
-    waits_step: dict[tuple[int, str], list[float]] = defaultdict(list)
+    waits_step: dict[StepKey, list[float]] = defaultdict(list)
     since_message: list[float] = []
     since_enrollment: list[float] = []
-    none: dict[str, dict[str, Any]] = {HOLDOUT: {"conversions": 0, "revenue": 0.0},
-                                       "before_first_message": {"conversions": 0,
-                                                                "revenue": 0.0}}
+    none: dict[str, dict[str, Any]] = {HOLDOUT: {"conversions": 0},
+                                       "before_first_message": {"conversions": 0}}
     for m in members:
         if not m.converted:
             continue
@@ -66,30 +72,31 @@ def attribution(members: list[Member]) -> dict[str, Any]:
             since_enrollment.append(max(h, 0.0))
         send = credited_send(m)
         if send is None:
-            bucket = none[no_prior_message_reason(m)]
-            bucket["conversions"] += 1
-            bucket["revenue"] += m.revenue
+            reason = no_prior_message_reason(m)
+            none[reason]["conversions"] += 1
+            revenue[reason].add(m.amount, cur.of(m.currency))
             continue
         wait = hours_since_message(m, send)
         since_message.append(wait)
-        ch = by_channel.setdefault(send.channel, {"conversions": 0, "revenue": 0.0})
+        ch = by_channel.setdefault(send.channel, {"conversions": 0})
         ch["conversions"] += 1
-        ch["revenue"] += m.revenue
+        revenue[send.channel].add(m.amount, cur.of(m.currency))
         waits_channel[send.channel].append(wait)
-        key = (send.index, send.channel)
-        st = by_step.setdefault(key, {"index": send.index, "channel": send.channel,
-                                      "conversions": 0, "revenue": 0.0})
+        key = (rank.get(m.variant, len(rank)), m.variant, send.index, send.channel)
+        st = by_step.setdefault(key, {"index": send.index, "label": step_label(send.index),
+                                      "variant": m.variant, "channel": send.channel,
+                                      "conversions": 0})
         st["conversions"] += 1
-        st["revenue"] += m.revenue
+        revenue[key].add(m.amount, cur.of(m.currency))
         waits_step[key].append(wait)
     for name, row in by_channel.items():
-        row["revenue"] = round(row["revenue"], 2)
+        row.update(revenue_fields(revenue[name], cur))
         row["hours_to_convert"] = percentiles(waits_channel[name])
     for key, row in by_step.items():
-        row["revenue"] = round(row["revenue"], 2)
+        row.update(revenue_fields(revenue[key], cur))
         row["hours_to_convert"] = percentiles(waits_step[key])
-    for row in none.values():
-        row["revenue"] = round(row["revenue"], 2)
+    for name, row in none.items():
+        row.update(revenue_fields(revenue[name], cur))
     attributed = sum(r["conversions"] for r in by_channel.values())
     return {"attributed": attributed,
             "by_channel": dict(sorted(by_channel.items())),

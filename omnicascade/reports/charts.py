@@ -7,6 +7,7 @@ import math
 from html import escape
 from typing import Any
 
+from omnicascade.reports.format import revenue
 from omnicascade.vocabulary import HOLDOUT, Phase
 
 PALETTE = ["#2563eb", "#f59e0b", "#10b981", "#8b5cf6", "#ef4444", "#0891b2"]
@@ -72,7 +73,7 @@ def funnel_chart(report: dict[str, Any]) -> str:
                     layers.append((r[key], opacity))
                     words.append(f"{r[key]:,} {key}")
             words.append(f"{r['converted_after']:,} conv.")
-            lines.append((f"Step {r['index'] + 1} · {r['channel']}", layers,
+            lines.append((f"{r['label']} · {r['channel']}", layers,
                           " · ".join(words)))
         lines.append(("Converted", [(v["converted"], 1.0)],
                       f"{v['converted']:,} ({_pct(v['rate'])})"))
@@ -119,8 +120,9 @@ def curve_chart(report: dict[str, Any]) -> str:
         parts.append(_text(left - 6, yy + 4, f"{max_rate * frac:.1%}", 11, "end", MUTED))
         xx = left + pw * frac
         parts.append(_text(xx, top + ph + 18, f"{max_days * frac:g}", 11, "middle", MUTED))
-    parts.append(_text(left + pw / 2, height - 6, "days since the customer entered", 12,
-                       "middle", MUTED))
+    axis = "days since the customer entered" + (
+        f" (campaign time, {report['rehearsal']['label']})" if report.get("rehearsal") else "")
+    parts.append(_text(left + pw / 2, height - 6, axis, 12, "middle", MUTED))
     ly = top + 8
     for name, pts in curves.items():
         if not pts:
@@ -150,21 +152,20 @@ def curve_chart(report: dict[str, Any]) -> str:
 def attribution_chart(report: dict[str, Any]) -> str:
     """Conversions credited to each channel's last message, and those with none."""
     a = report["attribution"]
-    cur = report.get("currency") or ""
-    rows = [(ch, r["conversions"], r["revenue"], "#2563eb")
+    rows = [(ch, r["conversions"], revenue(r), "#2563eb")
             for ch, r in sorted(a["by_channel"].items(), key=lambda kv: -kv[1]["conversions"])]
     labels = {HOLDOUT: "holdout (no messages)", "before_first_message": "before any message"}
-    rows += [(labels[k], r["conversions"], r["revenue"], HOLDOUT_COLOR)
+    rows += [(labels[k], r["conversions"], revenue(r), HOLDOUT_COLOR)
              for k, r in a["no_prior_message"].items() if r["conversions"]]
     width, label_w, row_h = 1000, 190, 30
-    bar_w = width - label_w - 260
+    bar_w = width - label_w - 380  # room for `… conversions · 2,310.17 EUR + 653.80 USD`
     top = max([r[1] for r in rows] + [1])
     parts, y = [], 8
-    for label, n, revenue, color in rows:
+    for label, n, money, color in rows:
         parts.append(_text(label_w - 8, y + 19, label, 12, "end", MUTED))
         parts.append(_rect(label_w, y + 5, bar_w * n / top, row_h - 10, color, 0.85))
         parts.append(_text(label_w + bar_w * n / top + 8, y + 19,
-                           f"{n:,} conversions · {revenue:,.2f} {cur}".rstrip(), 11))
+                           f"{n:,} conversions · {money}", 11))
         y += row_h
     if not rows:
         parts.append(_text(0, 20, "No conversions yet.", 13, fill=MUTED))

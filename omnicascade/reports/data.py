@@ -1,6 +1,10 @@
 """Everything a report needs about one run, read once into plain objects: members
 (enrollments), their sends (the delivery ledger plus provider feedback) and the conversion
-that converted each of them. The report modules compute from these and never query."""
+that converted each of them. The report modules compute from these and never query.
+
+Every instant here is on the run's campaign clock (clock.py): a rehearsal launched with
+`--time-scale N` reads in campaign hours and days, so every duration computed from these
+objects is campaign time too. A live run's instants are the stored ones."""
 
 from __future__ import annotations
 
@@ -13,10 +17,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from omnicascade.clock import LIVE, RunClock, clock_of
 from omnicascade.config import Settings
 from omnicascade.db.models import ConversionEvent, Delivery, DeliveryEvent, Enrollment, Run
 from omnicascade.db.query import chunks
-from omnicascade.vocabulary import DEFAULT_VARIANT, HOLDOUT, WENT_OUT, EnrollmentStatus
+from omnicascade.reports.money import Currencies
+from omnicascade.vocabulary import DEFAULT_VARIANT, HOLDOUT, WENT_OUT, EnrollmentStatus, Phase
 
 # Provider feedback, normalised: a click proves an open, an open proves a delivery.
 DELIVERED = {"delivered", "delivery", "open", "opened", "read", "click", "clicked"}
@@ -47,8 +53,8 @@ class Conversion:
     event_id: str
     type: str
     occurred_at: datetime
-    amount: float
-    currency: str | None
+    amount: float | None     # None: the shop sent no amount (revenue unknown, not 0)
+    currency: str | None     # None with an amount: the shop's (cost) currency
 
 
 @dataclass
@@ -72,12 +78,22 @@ class Member:
         return self.variant == HOLDOUT
 
     @property
-    def revenue(self) -> float:
-        return self.conversion.amount if self.conversion else 0.0
+    def amount(self) -> float | None:
+        """What the conversion was worth (None: not converted, or no amount given)."""
+        return self.conversion.amount if self.conversion else None
+
+    @property
+    def currency(self) -> str | None:
+        return self.conversion.currency if self.conversion else None
 
     @property
     def cost(self) -> float:
-        return sum(s.cost for s in self.sends)
+        """What the cascade's messages to this member cost (follow-ups not included)."""
+        return sum(s.cost for s in self.sends if s.phase != Phase.FOLLOW_UP)
+
+    @property
+    def follow_up_cost(self) -> float:
+        return sum(s.cost for s in self.sends if s.phase == Phase.FOLLOW_UP)
 
 
 @dataclass
@@ -90,6 +106,9 @@ class RunData:
     snapshot: dict[str, Any]
     members: list[Member]          # every enrollment except `excluded`
     excluded: int                  # already converted at entry: never messaged, not counted
+    clock: RunClock = LIVE         # the run's clock: every instant above is mapped onto it
+    money: Currencies = field(default_factory=Currencies)
+    unmatched: int = 0             # conversions of the run's types for unknown customers
 
     def variants(self) -> list[str]:
         """Variant names: spec order first (as the marketer wrote them), holdout last."""
@@ -121,13 +140,16 @@ def load_run(run: Run, *, session: Session, settings: Settings | None) -> RunDat
         .order_by(Enrollment.enrolled_at, Enrollment.id)))
     conv_ids = sorted({e.conversion_event_id for e in enrollments if e.conversion_event_id})
     conversions: dict[str, Conversion] = {}
+    clock = clock_of(run)
+    at = clock.campaign
     for chunk in chunks(conv_ids):
         for c in session.execute(select(ConversionEvent.event_id, ConversionEvent.type,
                                         ConversionEvent.occurred_at, ConversionEvent.amount,
                                         ConversionEvent.currency)
                                  .where(ConversionEvent.event_id.in_(chunk))):
-            conversions[c.event_id] = Conversion(c.event_id, c.type, c.occurred_at,
-                                                 float(c.amount or 0.0), c.currency)
+            conversions[c.event_id] = Conversion(
+                c.event_id, c.type, at(c.occurred_at),
+                None if c.amount is None else float(c.amount), c.currency or None)
     sends: dict[str, list[Send]] = defaultdict(list)
     by_id: dict[str, Send] = {}
     for d in session.execute(
@@ -136,7 +158,7 @@ def load_run(run: Run, *, session: Session, settings: Settings | None) -> RunDat
                    Delivery.created_at, Delivery.cost, Delivery.segments)
             .where(Delivery.run_id == run.id).order_by(Delivery.created_at, Delivery.id)):
         s = Send(d.id, d.phase, d.step_index, d.channel, d.status, d.reason,
-                 d.sent_at or d.created_at, _send_cost(d, settings))
+                 at(d.sent_at or d.created_at), _send_cost(d, settings))
         sends[d.enrollment_id].append(s)
         by_id[s.delivery_id] = s
     for chunk in chunks(list(by_id)):
@@ -152,10 +174,12 @@ def load_run(run: Run, *, session: Session, settings: Settings | None) -> RunDat
             continue
         conv = conversions.get(e.conversion_event_id) if e.converted_at else None
         members.append(Member(e.id, e.customer_id, e.variant or DEFAULT_VARIANT, e.status,
-                              e.exit_reason, e.enrolled_at, e.converted_at, conv,
+                              e.exit_reason, at(e.enrolled_at),
+                              at(e.converted_at) if e.converted_at else None, conv,
                               sends.get(e.id, [])))
+    money = Currencies(settings.cost_currency, settings.fx()) if settings else Currencies()
     return RunData(run.id, run.campaign, run.description or "", run.status, run.created_at,
-                   run.snapshot or {}, members, excluded)
+                   run.snapshot or {}, members, excluded, clock, money)
 
 
 def planned_steps(data: RunData, variant: str) -> list[tuple[int, str]]:

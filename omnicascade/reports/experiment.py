@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from omnicascade.reports.data import Member
+from omnicascade.reports.money import Currencies, in_one_currency, revenue_of
 from omnicascade.reports.stats import ALPHA, POWER, compare, holm, rate_ci, relative_lift, verdict
 from omnicascade.vocabulary import DEFAULT_VARIANT, HOLDOUT
 
@@ -46,8 +47,31 @@ def ab_tests(groups: dict[str, list[Member]], alpha: float = ALPHA) -> dict[str,
             "adjustment": "holm" if len(rows) > 1 else None, "comparisons": rows}
 
 
+def _incremental(treated: list[Member], holdout: list[Member], diff: float,
+                 cur: Currencies) -> dict[str, Any]:
+    """Extra conversions and revenue of the treated over the holdout's rate, and what each
+    extra conversion cost (the cascade's messages; follow-ups are not the cascade's).
+    Revenue needs both groups' amounts known and in one currency (or rates to the cost
+    currency); ROI needs that currency to be the cost currency."""
+    n_t, n_h = len(treated), len(holdout)
+    cost = sum(m.cost for m in treated)
+    inc_conv = diff * n_t
+    same = in_one_currency([revenue_of(treated, cur), revenue_of(holdout, cur)], cur)
+    inc_rev, code = None, None
+    if same is not None:
+        (t, h), code = same
+        inc_rev = round((t / n_t - h / n_h) * n_t, 2)
+    return {"incremental_conversions": round(inc_conv, 2), "incremental_revenue": inc_rev,
+            "incremental_revenue_currency": code,
+            "cost": round(cost, 4), "cost_currency": cur.cost,
+            "cost_per_incremental_conversion": round(cost / inc_conv, 4)
+            if inc_conv > 0 else None,
+            "incremental_roi": round((inc_rev - cost) / cost, 4)
+            if inc_rev is not None and code == cur.cost and cost > 0 else None}
+
+
 def _lift(treated: list[Member], holdout: list[Member], label: str,
-          alpha: float) -> dict[str, Any]:
+          alpha: float, cur: Currencies) -> dict[str, Any]:
     x_t, n_t = _counts(treated)
     x_h, n_h = _counts(holdout)
     absolute = compare(x_h, n_h, x_t, n_t, alpha)
@@ -58,20 +82,12 @@ def _lift(treated: list[Member], holdout: list[Member], label: str,
     out = {"treated": rate_ci(x_t, n_t, alpha), "absolute": absolute, "relative": relative,
            **words}
     if absolute["diff"] is not None:
-        cost = sum(m.cost for m in treated)
-        revenue_t = sum(m.revenue for m in treated)
-        revenue_h = sum(m.revenue for m in holdout)
-        inc_conv = absolute["diff"] * n_t
-        inc_rev = (revenue_t / n_t - revenue_h / n_h) * n_t
-        out.update(incremental_conversions=round(inc_conv, 2),
-                   incremental_revenue=round(inc_rev, 2), cost=round(cost, 4),
-                   cost_per_incremental_conversion=round(cost / inc_conv, 4)
-                   if inc_conv > 0 else None,
-                   incremental_roi=round((inc_rev - cost) / cost, 4) if cost > 0 else None)
+        out.update(_incremental(treated, holdout, absolute["diff"], cur))
     return out
 
 
-def holdout_lift(groups: dict[str, list[Member]], alpha: float = ALPHA) -> dict[str, Any] | None:
+def holdout_lift(groups: dict[str, list[Member]], alpha: float = ALPHA,
+                 cur: Currencies | None = None) -> dict[str, Any] | None:
     """How much better the cascade converts than doing nothing, and whether what it earns
     on top covers what it costs. None without a holdout."""
     holdout = groups.get(HOLDOUT) or []
@@ -80,6 +96,9 @@ def holdout_lift(groups: dict[str, list[Member]], alpha: float = ALPHA) -> dict[
     treated_groups = {n: ms for n, ms in groups.items() if n != HOLDOUT and ms}
     treated = [m for ms in treated_groups.values() for m in ms]
     x_h, n_h = _counts(holdout)
-    out = {"holdout": rate_ci(x_h, n_h, alpha), **_lift(treated, holdout, "cascade", alpha)}
-    out["by_variant"] = {n: _lift(ms, holdout, n, alpha) for n, ms in treated_groups.items()}
+    cur = cur or Currencies()
+    out = {"holdout": rate_ci(x_h, n_h, alpha),
+           **_lift(treated, holdout, "cascade", alpha, cur)}
+    out["by_variant"] = {n: _lift(ms, holdout, n, alpha, cur)
+                         for n, ms in treated_groups.items()}
     return out

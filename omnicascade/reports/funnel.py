@@ -9,6 +9,7 @@ from typing import Any
 
 from omnicascade.reports.attribution import credited_send
 from omnicascade.reports.data import BOUNCED, CLICKED, DELIVERED, OPENED, Member
+from omnicascade.reports.money import Currencies, Revenue, cost_only, money
 from omnicascade.vocabulary import (
     LIVE_ENROLLMENT,
     NOT_DELIVERED,
@@ -17,6 +18,8 @@ from omnicascade.vocabulary import (
     EnrollmentStatus,
     Phase,
     SkipReason,
+    reason_label,
+    step_label,
 )
 
 Key = tuple[int, int, str]  # (phase order, index, channel)
@@ -25,20 +28,14 @@ PHASES: dict[str, int] = {Phase.CASCADE: 0, Phase.FOLLOW_UP: 1}
 OPEN_TRACKING = {"email"}
 
 
-def money(cost: float, conversions: int, revenue: float) -> dict[str, float | None]:
-    """Cost per conversion and ROI ((revenue − cost) / cost); None where undefined."""
-    return {"cost": round(cost, 4), "revenue": round(revenue, 2),
-            "cost_per_conversion": round(cost / conversions, 4) if conversions else None,
-            "roi": round((revenue - cost) / cost, 4) if cost > 0 else None}
-
-
-def _row(phase: str, index: int, channel: str) -> dict[str, Any]:
-    return {"phase": phase, "index": index, "channel": channel, "reached": 0, "attempted": 0,
+def _row(phase: str, index: int, channel: str, variant: str | None) -> dict[str, Any]:
+    return {"phase": phase, "index": index, "label": step_label(index, phase),
+            "variant": variant, "channel": channel, "reached": 0, "attempted": 0,
             "sent": 0, "unknown": 0, "failed": 0, "in_flight": 0, "deferred": 0, "held": 0,
             "skipped": 0,
             "skipped_by_reason": {}, "feedback": False, "delivered": 0, "opened": 0,
-            "clicked": 0, "bounced": 0, "converted_after": 0, "revenue": 0.0, "cost": 0.0,
-            "waiting": 0}
+            "clicked": 0, "bounced": 0, "converted_after": 0, "_revenue": Revenue(),
+            "cost": 0.0, "waiting": 0}
 
 
 def channel_untracked(r: dict[str, Any]) -> bool:
@@ -62,21 +59,25 @@ def endings(ended: Iterable[tuple[str | None, str | None]]) -> dict[str, Any]:
 
 def ended_note(e: dict[str, Any]) -> str | None:
     """The report's sentence about cascades that were stopped or exited, if any."""
-    parts = [f"{e[k]} {k}" + (" (" + ", ".join(f"{r} {n}" for r, n in e[f"{k}_by_reason"]
-                                                .items()) + ")")
+    parts = [f"{e[k]} {k}" + (" (" + ", ".join(f"{reason_label(r)} {n}"
+                                                for r, n in e[f"{k}_by_reason"].items()) + ")")
              for k in ("stopped", "exited") if e[k]]
     return "cascades ended before they ran out: " + "; ".join(parts) if parts else None
 
 
-def funnel(members: list[Member], planned: list[tuple[int, str]] | None = None
-           ) -> list[dict[str, Any]]:
-    """One row per (phase, step index, channel), cascade steps first."""
+def funnel(members: list[Member], planned: list[tuple[int, str]] | None = None,
+           variant: str | None = None, cur: Currencies | None = None) -> list[dict[str, Any]]:
+    """One row per (phase, step index, channel), cascade steps first. Each row carries its
+    `label` ("step 1", "after 1") and `variant` (the one given: None for rows of several
+    variants). Money in `cur` (default: USD, no rates); follow-ups buy no conversions, so
+    their rows carry a cost only."""
     rows: dict[Key, dict[str, Any]] = {}
+    cur = cur or Currencies()
 
     def row(phase: str, index: int, channel: str) -> dict[str, Any]:
         key = (PHASES.get(phase, 2), index, channel)
         if key not in rows:
-            rows[key] = _row(phase, index, channel)
+            rows[key] = _row(phase, index, channel, variant)
         return rows[key]
 
     for index, channel in planned or []:
@@ -112,7 +113,7 @@ def funnel(members: list[Member], planned: list[tuple[int, str]] | None = None
         if credited is not None:
             r = row(credited.phase, credited.index, credited.channel)
             r["converted_after"] += 1
-            r["revenue"] += m.revenue
+            r["_revenue"].add(m.amount, cur.of(m.currency))
         if m.status in LIVE_ENROLLMENT:
             last = [s for s in m.sends if s.phase == Phase.CASCADE]
             if last:
@@ -125,7 +126,9 @@ def funnel(members: list[Member], planned: list[tuple[int, str]] | None = None
         elif channel_untracked(r):
             r["opened"] = r["clicked"] = None
         r["skipped_by_reason"] = dict(sorted(r["skipped_by_reason"].items()))
-        r.update(money(r["cost"], r["converted_after"], r["revenue"]))
+        rev = r.pop("_revenue")
+        r.update(cost_only(r["cost"], cur) if r["phase"] == Phase.FOLLOW_UP
+                 else money(r["cost"], rev, cur))
         out.append(r)
     return out
 

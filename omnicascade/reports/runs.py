@@ -1,6 +1,7 @@
 """Runs for the CLI and API: the list, one run's live funnel (`runs show`), and the promise-1
 check. Each returns plain dicts in the `--json` shapes of DESIGN §4. The funnel is the
-report's own (funnel.py over data.py): `runs show` and `report` can never disagree."""
+report's own (funnel.py over data.py): `runs show` and `report` can never disagree — with
+several variants, its steps are per variant, as in the report's `funnel.by_variant`."""
 
 from __future__ import annotations
 
@@ -10,16 +11,37 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from omnicascade.clock import clock_of
 from omnicascade.db.models import ConversionEvent, Delivery, Enrollment, Run
 from omnicascade.errors import NotFound
-from omnicascade.reports.data import load_run
+from omnicascade.reports.data import RunData, load_run
 from omnicascade.reports.format import iso
 from omnicascade.reports.funnel import endings, funnel
-from omnicascade.vocabulary import WENT_OUT, EnrollmentStatus, Phase, RunStatus
+from omnicascade.reports.unmatched import unmatched_conversions
+from omnicascade.vocabulary import (
+    DEFAULT_VARIANT,
+    HOLDOUT,
+    WENT_OUT,
+    EnrollmentStatus,
+    Phase,
+    RunStatus,
+)
 
 # The `runs show --json` keys of a step, in this order (the report's rows have more).
-STEP_KEYS = ("index", "channel", "sent", "skipped", "failed", "unknown", "deferred",
-             "skipped_by_reason", "waiting", "held")
+# `label` names the step for people ("step 1", "after 1"); `variant` says whose step it is.
+STEP_KEYS = ("index", "label", "variant", "channel", "sent", "skipped", "failed", "unknown",
+             "deferred", "skipped_by_reason", "waiting", "held")
+
+
+def rehearsal_of(run: Run) -> dict[str, Any] | None:
+    """`{"scale", "label", "started_at"}` for a run launched with --time-scale N (its times
+    read on the campaign clock, clock.py), None for a live run."""
+    clock = clock_of(run)
+    if not clock.rehearsal:
+        return None
+    scale = clock.scale
+    return {"scale": int(scale) if scale.is_integer() else scale, "label": clock.label,
+            "started_at": iso(run.created_at)}
 
 
 def run_status(run: Run, counts: dict[str, int]) -> str:
@@ -69,7 +91,9 @@ def runs_list(*, session: Session) -> list[dict[str, Any]]:
                      + c.get(EnrollmentStatus.PENDING, 0), "converted": conv,
                      "conversion_rate": round(conv / enrolled, 4) if enrolled else 0.0,
                      "stopped": c.get(EnrollmentStatus.STOPPED, 0),
-                     "exited": c.get(EnrollmentStatus.EXITED, 0)})
+                     "exited": c.get(EnrollmentStatus.EXITED, 0),
+                     "unmatched": unmatched_conversions(run, session=session),
+                     "rehearsal": rehearsal_of(run)})
     return rows
 
 
@@ -86,7 +110,7 @@ def run_show(run_id: str, *, session: Session) -> dict[str, Any]:
         raise NotFound(f"no run {run_id!r}; `omnicascade runs list` shows the runs")
     data = load_run(run, session=session, settings=None)
     counts = Counter(m.status for m in data.members)
-    rows = funnel(data.members)
+    rows = step_rows(data)
     variants: dict[str, dict[str, int]] = {}
     for m in data.members:
         v = variants.setdefault(m.variant, {"enrolled": 0, "converted": 0})
@@ -102,7 +126,19 @@ def run_show(run_id: str, *, session: Session) -> dict[str, Any]:
             "steps": [_step(r) for r in rows if r["phase"] == Phase.CASCADE],
             "after_conversion": [_step(r) for r in rows if r["phase"] == Phase.FOLLOW_UP],
             "variants": variants,
-            "sent_after_conversion": sends_after_conversion(session=session, run_id=run.id)}
+            "sent_after_conversion": sends_after_conversion(session=session, run_id=run.id),
+            "unmatched": unmatched_conversions(run, session=session),
+            "rehearsal": rehearsal_of(run)}
+
+
+def step_rows(data: RunData) -> list[dict[str, Any]]:
+    """The funnel rows of `runs show`: one per step and channel; with several variants, one
+    per variant too (step 1 is email in one variant and SMS in another)."""
+    treated = [n for n in data.variants() if n != HOLDOUT]
+    if len(treated) <= 1:
+        name = treated[0] if treated else DEFAULT_VARIANT
+        return funnel(data.members, variant=name)
+    return [r for n in treated for r in funnel(data.of(n), variant=n)]
 
 
 def _step(row: dict[str, Any]) -> dict[str, Any]:

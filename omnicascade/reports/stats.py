@@ -14,10 +14,12 @@ the numbers match what an analyst would get from the same libraries.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy.stats import norm
 from statsmodels.stats.multitest import multipletests  # type: ignore[import-untyped]
 from statsmodels.stats.power import NormalIndPower  # type: ignore[import-untyped]
 from statsmodels.stats.proportion import (  # type: ignore[import-untyped]
@@ -85,9 +87,14 @@ def sample_size_per_group(p_a: float, p_b: float, alpha: float = ALPHA,
     effect = abs(float(proportion_effectsize(p_b, p_a)))
     if effect < 1e-9:
         return None
-    n = NormalIndPower().solve_power(effect_size=effect, alpha=alpha, power=power, ratio=1.0,
-                                     alternative="two-sided")
-    return math.ceil(n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a huge effect (100 % vs 0 %) makes the solver give up
+        n = NormalIndPower().solve_power(effect_size=effect, alpha=alpha, power=power,
+                                         ratio=1.0, alternative="two-sided")
+    if not math.isfinite(float(n)):  # …then the equation it solves, in closed form
+        z = float(norm.ppf(1 - alpha / 2) + norm.ppf(power))
+        n = 2 * (z / effect) ** 2
+    return max(math.ceil(float(n)), 2)
 
 
 def holm(p_values: Sequence[float | None], alpha: float = ALPHA) -> list[float | None]:

@@ -268,6 +268,10 @@ class CustomerCascade:
             cause = getattr(err.cause, "message", None) or str(err.cause or err)
             result = DeliverResult(f"{inp.enrollment_id}:{step.key}", DeliveryStatus.FAILED,
                                    f"{GAVE_UP}: {cause}", gave_up=True)
+            # for the operator (no PII: ids, step, channel, the last error); not on replay
+            workflow.logger.warning("send gave up: run=%s enrollment=%s step=%s channel=%s "
+                                    "reason=%s", inp.run_id, inp.enrollment_id, step.key,
+                                    step.channel, str(cause)[:300])
         last = self._timeline[-1] if self._timeline else None
         if result.reason == SkipReason.PAUSED and last is not None and \
                 (last.step, last.status, last.reason) == (step.key, result.status, result.reason):

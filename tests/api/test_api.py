@@ -115,7 +115,8 @@ async def test_trigger_event_enrolls_and_conversion_stops(stack, dev_env):
             "amount": 99.5, "currency": "eur"}
     r = await api.post("/v1/conversions", conv)
     assert r.status_code == 202
-    assert r.json() == {"event_id": "order-1", "customer_id": "c1", "stopped": 1}
+    assert r.json() == {"event_id": "order-1", "customer_id": "c1", "stopped": 1,
+                      "matched": True}
     again = await api.post("/v1/conversions", conv)
     assert again.status_code == 200 and again.json() == r.json()
     assert await finish(dev_env, handle(dev_env.client, e.id)) == "converted"

@@ -5,7 +5,8 @@ local port, so the API's lazy connect fails fast and the API keeps recording).
   app's own OpenAPI: missing, wrong, malformed, stale and future signatures, and ones made
   for another route or method or in the old v1 form → 401, no change;
 - request size limits, also when Content-Length lies or is absent (chunked body);
-- schemathesis over the whole schema, unsigned and signed: no 5xx, never a traceback.
+- schemathesis over the whole schema, unsigned and signed (reads with and without the
+  bearer token): no 5xx, never a traceback.
 """
 
 from __future__ import annotations
@@ -261,6 +262,8 @@ async def test_a_chunked_body_without_content_length_is_cut_off_at_the_limit(sma
 # ---- schemathesis over the whole schema -----------------------------------------------------
 
 FUZZ_EXAMPLES = int(os.environ.get("OMNICASCADE_API_FUZZ_EXAMPLES", "150"))
+READS = ("/v1/runs", "/v1/runs/{run_id}", "/v1/runs/{run_id}/report",
+         "/v1/customers/{customer_id}", "/v1/promo-codes/{code}")
 
 
 @pytest.fixture
@@ -295,15 +298,25 @@ def _fuzz(api_settings: Settings, *, signed: bool, mode: str) -> Counter[tuple[s
 
     fresh = FreshSigner()  # hypothesis may send one request twice: each is a new attempt
 
+    token = app.state.api_token
+
     class SigningClient(ASGIClient):
         """Signs each request's method, path and raw body exactly as the shop's backend
-        would."""
+        would, and carries the read API's bearer token."""
 
         def send(self, request, **kwargs):
             body = request.body or b""
             if isinstance(body, str):
                 body = body.encode()
             request.headers[HEADER] = fresh(SECRET, request.method, request.path_url, body)
+            request.headers["Authorization"] = f"Bearer {token}"
+            return super().send(request, **kwargs)
+
+    class UnsignedClient(ASGIClient):
+        """Nothing of ours: no signature, and no token whatever schemathesis made up."""
+
+        def send(self, request, **kwargs):
+            request.headers.pop("Authorization", None)
             return super().send(request, **kwargs)
 
     seen: Counter[tuple[str, int]] = Counter()
@@ -313,7 +326,7 @@ def _fuzz(api_settings: Settings, *, signed: bool, mode: str) -> Counter[tuple[s
                suppress_health_check=list(HealthCheck))
     @given(case=strategy)
     def check(case):
-        with (SigningClient if signed else ASGIClient)(app) as client:
+        with (SigningClient if signed else UnsignedClient)(app) as client:
             response = case.call(session=client)
         where = f"{case.method} {case.formatted_path}"
         assert not _server_error(case.path, response.status_code, response.text), \
@@ -336,6 +349,9 @@ def test_schemathesis_unsigned_requests_never_5xx(api_settings, webhooks_configu
     writes = {k: v for k, v in seen.items() if k[0].split()[1] in VALID_BODIES}
     assert writes and {code for _, code in writes} <= {401, 413}, seen
     assert db_state(api_settings.db_url) == before  # nothing unsigned got through
+    reads = {k for k in seen if k[0].startswith("GET /v1/")}
+    assert {op for op, _ in reads} == {f"GET {p}" for p in READS}, seen  # every read fuzzed
+    assert {code for _, code in reads} == {401}, seen  # and refused without the token
 
 
 @pytest.mark.timeout(120)
@@ -349,6 +365,10 @@ def test_schemathesis_signed_requests_reach_validation_and_never_5xx(api_setting
         assert codes & {200, 202}, seen  # and some bodies made it all the way to the DB
     else:
         assert 422 in codes, seen
+    reads = {k for k in seen if k[0].startswith("GET /v1/")}
+    assert {op for op, _ in reads} == {f"GET {p}" for p in READS}, seen
+    assert {code for _, code in reads} <= {200, 404}, seen  # the token was accepted
+    assert ("GET /v1/runs", 200) in reads, seen
 
 
 @pytest.mark.parametrize("route", ["/webhooks/sendgrid", "/webhooks/twilio?delivery=x",

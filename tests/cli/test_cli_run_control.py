@@ -60,13 +60,15 @@ def test_reports_show_version_status_and_stopped_cascades(env, run_id):
     show = json.loads(run_cli("runs", "show", run_id, "--json", env=env, ok=True).stdout)
     assert (show["version"], show["status"], show["stopped"]) == (1, "stopped", 1)
     assert show["stopped_by_reason"] == {"stopped": 1} and show["exited_by_reason"] == {}
-    assert "stopped 1 (stopped 1)" in run_cli("runs", "show", run_id, env=env, ok=True).stdout
+    assert "stopped 1 (run stopped 1)" in run_cli("runs", "show", run_id, env=env,
+                                                  ok=True).stdout  # the reason in words
     report = json.loads(run_cli("report", run_id, "--json", env=env, ok=True).stdout)
     assert (report["status"], report["stopped"], report["stopped_by_reason"]) == (
         "stopped", 1, {"stopped": 1})
-    assert any("1 stopped (stopped 1)" in n for n in report["notes"])
+    assert any("1 stopped (run stopped 1)" in n for n in report["notes"])
     who = json.loads(run_cli("customers", "show", "a", "--json", env=env, ok=True).stdout)
     assert [(e["status"], e["exit_reason"]) for e in who["enrollments"]] == [("stopped",
                                                                               "stopped")]
-    assert "cascades ended early: stopped 1" in run_cli("customers", "show", "a", env=env,
-                                                        ok=True).stdout
+    text = run_cli("customers", "show", "a", env=env, ok=True).stdout
+    assert "cascades ended early: stopped 1 (run stopped 1)" in text
+    assert "stopped · run stopped" in text  # the cascade's status in words

@@ -7,6 +7,7 @@ import json
 import signal
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.helpers.campaigns import write_campaign
@@ -44,6 +45,7 @@ def test_server_prints_where_everything_is(server):
     text = wait_until(lambda: server.log.read_text() if "Press Ctrl-C" in
                       server.log.read_text() else None, "the server's banner")
     assert "Temporal UI" in text and "HTTP API" in text and str(server.home) in text
+    assert "API token" in text and str(server.home / "api_token") in text
 
 
 def test_audience_launch_cascade_convert_and_inspect(server, tmp_path):
@@ -80,8 +82,9 @@ def test_audience_launch_cascade_convert_and_inspect(server, tmp_path):
     box = json.loads(server.cli("outbox", "--run", run_id, "--json").stdout)
     assert {(m["customer_id"], m["channel"]) for m in box} == {("p1", "email"),
                                                                  ("p2", "email"), ("p2", "push")}
-    assert set(box[0]) == {"customer_id", "run_id", "step", "channel", "to", "subject", "body",
-                           "sent_at"}
+    assert set(box[0]) == {"customer_id", "run_id", "step", "label", "channel", "to",
+                           "subject", "body", "sent_at"}
+    assert {(m["step"], m["label"]) for m in box} == {("0", "step 1"), ("2", "step 3")}
     timeline = json.loads(server.cli("customers", "show", "p1", "--json").stdout)
     assert set(timeline) == {"customer", "enrollments", "messages", "conversions"}
     assert timeline["customer"]["attributes"] == {"first_name": "Pia"}
@@ -89,6 +92,13 @@ def test_audience_launch_cascade_convert_and_inspect(server, tmp_path):
     listing = json.loads(server.cli("runs", "list", "--json").stdout)
     assert any(x["run_id"] == run_id and x["converted"] == 1 for x in listing)
     assert run_id in server.cli("runs", "list").stdout  # the human table
+    # the read API answers what the CLI prints, to the bearer of the token only
+    token = (server.home / "api_token").read_text().strip()
+    url = f"{server.base}/v1/runs/{run_id}"
+    assert httpx.get(url, timeout=30).status_code == 401
+    r = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert r.status_code == 200 and r.json() == show
+    assert show["rehearsal"]["label"] == "rehearsal ×8640"
 
 
 def test_trigger_campaign_listens_for_events(server, tmp_path):
@@ -165,7 +175,9 @@ def test_relaunch_with_a_changed_template_is_a_new_version_and_sends_each_step_o
     v2 = json.loads(server.cli("campaign", "launch", str(campaign), "--time-scale", "8640",
                                "--json").stdout)
     assert (v2["version"], v2["superseded"], v2["unchanged"]) == (2, v1["run_id"], False)
-    same = json.loads(server.cli("campaign", "launch", str(campaign), "--json").stdout)
+    # the same campaign on the same clock (another --time-scale would be another launch)
+    same = json.loads(server.cli("campaign", "launch", str(campaign), "--time-scale", "8640",
+                                 "--json").stdout)
     assert (same["unchanged"], same["run_id"], same["version"]) == (True, v2["run_id"], 2)
     assert server.post("/v1/events", {"event_id": "u2-cart", "customer_id": "u2",
                                       "type": "basket_abandoned"}).json()["enrolled"] == 1

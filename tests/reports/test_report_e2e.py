@@ -113,10 +113,12 @@ def _steps(rows: list[dict]) -> dict:
 def check(report: dict) -> None:
     assert (report["enrolled"], report["converted"], report["excluded"], report["active"]) == \
         (12, 7, 0, 0)
-    assert {n: (v["enrolled"], v["converted"], v["messages_sent"], v["revenue"])
+    # messages of the cascades; the review requests after a sale are their own line
+    assert {n: (v["enrolled"], v["converted"], v["messages_sent"], v["revenue"],
+                v["revenue_currency"], v["after_conversion"]["messages"])
             for n, v in report["variants"].items()} == {
-        "control": (5, 4, 4 + 2 + 2 + 3, 200.0), "sms_first": (4, 2, 3 + 3 + 2 + 2, 140.0),
-        "holdout": (3, 1, 0, 40.0)}
+        "control": (5, 4, 4 + 2 + 2, 200.0, "EUR", 3),
+        "sms_first": (4, 2, 3 + 3 + 2, 140.0, "EUR", 2), "holdout": (3, 1, 0, 40.0, "EUR", 0)}
     assert _steps(report["funnel"]["by_variant"]["control"]) == {
         ("c", 0, "email"): (5, 4, 1, {"converted": 1}, 1),
         ("c", 1, "sms"): (3, 2, 1, {"no_address": 1}, 1),
@@ -131,9 +133,9 @@ def check(report: dict) -> None:
     a = report["attribution"]
     assert {ch: (r["conversions"], r["revenue"]) for ch, r in a["by_channel"].items()} == \
         {"email": (2, 160.0), "push": (1, 30.0), "sms": (2, 130.0)}
-    assert a["no_prior_message"] == {"holdout": {"conversions": 1, "revenue": 40.0},
-                                     "before_first_message": {"conversions": 1,
-                                                              "revenue": 20.0}}
+    assert {k: (r["conversions"], r["revenue"], r["revenue_currency"])
+            for k, r in a["no_prior_message"].items()} == {
+        "holdout": (1, 40.0, "EUR"), "before_first_message": (1, 20.0, "EUR")}
     assert a["hours_to_convert"]["since_message"]["median"] >= 0
     [cmp] = report["experiment"]["comparisons"]
     assert (cmp["baseline"], cmp["variant"]) == ("control", "sms_first")
@@ -143,9 +145,13 @@ def check(report: dict) -> None:
     assert (lift["holdout"]["converted"], lift["holdout"]["enrolled"]) == (1, 3)
     assert lift["relative"]["lift"] == pytest.approx((6 / 9) / (1 / 3) - 1, abs=1e-6)
     eco = report["economics"]
-    # 12 emails (7 in the cascades + 5 reviews) × 0.001 + 5 SMS × 0.05; push is free
-    assert (eco["messages"], eco["conversions"], eco["revenue"]) == (12 + 5 + 4, 6, 340.0)
-    assert eco["cost"] == pytest.approx(0.262)
+    # the cascades: 7 emails × 0.001 + 5 SMS × 0.05, push is free; 5 reviews after a sale
+    assert (eco["messages"], eco["conversions"], eco["revenue"]) == (7 + 5 + 4, 6, 340.0)
+    assert eco["cost"] == pytest.approx(0.257)
+    assert eco["after_conversion"] == {"messages": 5, "cost": pytest.approx(0.005),
+                                       "cost_currency": "USD"}
+    # revenue in EUR, costs in USD and no rates: no ROI
+    assert (eco["revenue_currency"], eco["cost_currency"], eco["roi"]) == ("EUR", "USD", None)
     assert eco["by_channel"]["sms"]["cost"] == pytest.approx(0.25)
     assert report["notes"] and "outbox" in report["notes"][-1]
 
@@ -171,5 +177,8 @@ async def test_two_variants_and_a_holdout_every_count(finished_run, settings, tm
     rows = list(csv.DictReader((out / "customers.csv").open()))
     assert len(rows) == 12 and sum(int(x["converted"]) for x in rows) == 7
     text = await asyncio.to_thread(omni, "report", finished_run)
-    assert text.returncode == 0 and "Funnel · sms_first" in text.stdout
+    assert text.returncode == 0 and "sms_first" in text.stdout and "step 3" in text.stdout
+    header = next(line for line in text.stdout.split("Funnel", 1)[1].splitlines()
+                  if "channel" in line)
+    assert "variant" in header  # every per-step table says whose step it is
     assert "not yet significant" in text.stdout

@@ -1,5 +1,7 @@
 """Every number of the report on a small run whose rows are written by hand, so each
-expected value below can be checked with pencil and paper."""
+expected value below can be checked with pencil and paper. Amounts are in EUR, and so are
+message costs here (OMNICASCADE_COST_CURRENCY=EUR): revenue and cost share a currency, so
+every ROI is defined (test_report_money.py mixes currencies)."""
 
 from __future__ import annotations
 
@@ -67,9 +69,14 @@ def run_id(settings, tmp_path) -> str:
 
 
 @pytest.fixture
-def report(settings, run_id) -> dict:
-    with session_scope(settings.db_url) as s:
-        return build_report(run_id, session=s, settings=settings)
+def eur(settings):
+    return settings.model_copy(update={"cost_currency": "EUR"})
+
+
+@pytest.fixture
+def report(eur, run_id) -> dict:
+    with session_scope(eur.db_url) as s:
+        return build_report(run_id, session=s, settings=eur)
 
 
 def test_headline_counts(report):
@@ -83,15 +90,18 @@ def test_headline_counts(report):
 def test_variants(report):
     v = report["variants"]
     assert {n: (x["enrolled"], x["converted"], x["messages_sent"], x["active"])
-            for n, x in v.items()} == {"control": (5, 4, 8, 0), "sms_first": (3, 1, 4, 1),
+            for n, x in v.items()} == {"control": (5, 4, 7, 0), "sms_first": (3, 1, 4, 1),
                                        "holdout": (3, 1, 0, 0)}
     c = v["control"]
     assert (c["rate"], c["ci_low"], c["ci_high"]) == tuple(
         stats.rate_ci(4, 5)[k] for k in ("rate", "ci_low", "ci_high"))
-    # 4 emails × 0.001 (one is the review after the purchase) + 2 SMS × 0.05
-    assert (c["revenue"], c["cost"]) == (200.0, pytest.approx(0.104))
-    assert c["cost_per_conversion"] == pytest.approx(0.026)
-    assert c["roi"] == pytest.approx((200 - 0.104) / 0.104, rel=1e-4)
+    # the cascade: 3 emails × 0.001 + 2 SMS × 0.05; c1's review after the purchase is its
+    # own line, outside the cascade's cost per conversion and ROI
+    assert (c["revenue"], c["revenue_currency"], c["cost"], c["cost_currency"]) == \
+        (200.0, "EUR", pytest.approx(0.103), "EUR")
+    assert c["after_conversion"] == {"messages": 1, "cost": 0.001, "cost_currency": "EUR"}
+    assert c["cost_per_conversion"] == pytest.approx(0.103 / 4, abs=1e-4)
+    assert c["roi"] == pytest.approx((200 - 0.103) / 0.103, rel=1e-4)
     # hours from entry to purchase: 2, 30, 36, 0.5
     assert c["hours_to_convert"] == {"median": 16.0, "p90": pytest.approx(34.2)}
     # the unknown email is priced at the unit cost: it may have gone out
@@ -122,7 +132,12 @@ def test_funnel_per_variant(report):
     assert sms["cost_per_conversion"] == 0.1 and sms["roi"] == pytest.approx(499.0)
     push = ctl[("c", 2, "push")]
     assert (push["sent"], push["delivered"], push["converted_after"]) == (2, None, 1)
-    assert ctl[("f", 0, "email")]["sent"] == 1
+    review = ctl[("f", 0, "email")]
+    assert (review["sent"], review["label"], review["cost"]) == (1, "after 1", 0.001)
+    assert (review["roi"], review["cost_per_conversion"]) == (None, None)  # buys no sale
+    assert [(r["label"], r["variant"]) for r in report["funnel"]["by_variant"]["control"]] \
+        == [("step 1", "control"), ("step 2", "control"), ("step 3", "control"),
+            ("after 1", "control")]
     sf = _rows(report["funnel"]["by_variant"]["sms_first"])
     assert list(sf) == [("c", 0, "sms"), ("c", 1, "email"), ("c", 2, "push")]
     assert (sf[("c", 0, "sms")]["sent"], sf[("c", 0, "sms")]["waiting"],
@@ -131,13 +146,18 @@ def test_funnel_per_variant(report):
     assert report["funnel"]["by_variant"]["holdout"] == []
 
 
-def test_whole_run_funnel_adds_variants_up(report):
-    all_ = _rows(report["funnel"]["all"])
-    assert list(all_) == [("c", 0, "email"), ("c", 0, "sms"), ("c", 1, "email"),
-                          ("c", 1, "sms"), ("c", 2, "push"), ("f", 0, "email")]
-    assert (all_[("c", 2, "push")]["reached"], all_[("c", 2, "push")]["sent"]) == (3, 3)
-    assert report["steps"] == [r for r in report["funnel"]["all"] if r["phase"] == "cascade"]
-    assert sum(r["converted_after"] for r in report["funnel"]["all"]) == 4
+def test_whole_run_funnel_is_every_variants_steps_each_saying_whose(report):
+    rows = report["funnel"]["all"]
+    assert [(r["variant"], r["label"], r["channel"]) for r in rows] == [
+        ("control", "step 1", "email"), ("control", "step 2", "sms"),
+        ("control", "step 3", "push"), ("control", "after 1", "email"),
+        ("sms_first", "step 1", "sms"), ("sms_first", "step 2", "email"),
+        ("sms_first", "step 3", "push")]  # the holdout gets no messages: no rows
+    assert rows == [r for n in ("control", "sms_first")
+                    for r in report["funnel"]["by_variant"][n]]
+    assert report["steps"] == [r for r in rows if r["phase"] == "cascade"]
+    assert report["after_conversion"] == [rows[3]]
+    assert sum(r["converted_after"] for r in rows) == 4
 
 
 def test_attribution_last_touch_and_time_to_convert(report):
@@ -145,11 +165,14 @@ def test_attribution_last_touch_and_time_to_convert(report):
     assert a["attributed"] == 4
     assert {k: (v["conversions"], v["revenue"]) for k, v in a["by_channel"].items()} == \
         {"email": (1, 100.0), "push": (1, 30.0), "sms": (2, 130.0)}
-    assert [(s["index"], s["channel"], s["conversions"]) for s in a["by_step"]] == \
-        [(0, "email", 1), (0, "sms", 1), (1, "sms", 1), (2, "push", 1)]
-    assert a["no_prior_message"] == {"holdout": {"conversions": 1, "revenue": 40.0},
-                                     "before_first_message": {"conversions": 1,
-                                                              "revenue": 20.0}}
+    assert [(s["variant"], s["index"], s["label"], s["channel"], s["conversions"])
+            for s in a["by_step"]] == [("control", 0, "step 1", "email", 1),
+                                       ("control", 1, "step 2", "sms", 1),
+                                       ("control", 2, "step 3", "push", 1),
+                                       ("sms_first", 0, "step 1", "sms", 1)]
+    assert {k: (v["conversions"], v["revenue"], v["revenue_currency"])
+            for k, v in a["no_prior_message"].items()} == {
+        "holdout": (1, 40.0, "EUR"), "before_first_message": (1, 20.0, "EUR")}
     # from the credited message: c1 2h, c2 6h, c4 12h, s1 1h
     assert a["hours_to_convert"]["since_message"] == {"median": 4.0,
                                                       "p90": pytest.approx(10.2)}
@@ -182,27 +205,42 @@ def test_lift_over_holdout(report):
     assert lift["relative"]["lift"] == pytest.approx(0.875)
     assert lift["incremental_conversions"] == pytest.approx(8 * (5 / 8 - 1 / 3), abs=0.01)
     assert lift["incremental_revenue"] == pytest.approx((280 / 8 - 40 / 3) * 8, abs=0.01)
-    assert lift["cost"] == pytest.approx(0.205)
-    assert lift["cost_per_incremental_conversion"] == pytest.approx(0.205 / (7 / 3), rel=1e-3)
+    assert lift["incremental_revenue_currency"] == "EUR"
+    assert lift["cost"] == pytest.approx(0.204)  # the cascade's: not c1's review
+    assert lift["cost_per_incremental_conversion"] == pytest.approx(0.204 / (7 / 3), rel=1e-3)
+    inc_rev = (280 / 8 - 40 / 3) * 8
+    assert lift["incremental_roi"] == pytest.approx((inc_rev - 0.204) / 0.204, rel=1e-3)
     assert set(lift["by_variant"]) == {"control", "sms_first"}
     assert lift["by_variant"]["control"]["absolute"] == stats.compare(1, 3, 4, 5)
 
 
 def test_economics_and_marginal_value_of_each_step(report):
     eco = report["economics"]
-    assert (eco["messages"], eco["conversions"], eco["revenue"]) == (12, 5, 280.0)
-    assert eco["cost"] == pytest.approx(0.205)
-    assert eco["cost_per_conversion"] == pytest.approx(0.041)
+    assert (eco["messages"], eco["conversions"], eco["revenue"]) == (11, 5, 280.0)
+    assert eco["cost"] == pytest.approx(0.204)
+    assert eco["cost_per_conversion"] == pytest.approx(0.0408)
+    assert eco["after_conversion"] == {"messages": 1, "cost": 0.001, "cost_currency": "EUR"}
+    assert eco["by_currency"] == {"EUR": {"conversions": 5, "revenue": 280.0, "rate": None,
+                                          "in_cost_currency": 280.0}}
     # SMS: c2, c3, s1, s3 went out (0.05 each); c2 and s1 bought after one
-    assert eco["by_channel"]["sms"] == {"messages": 4, "cost": 0.2, "conversions": 2,
-                                        "revenue": 130.0, "cost_per_conversion": 0.1,
-                                        "roi": pytest.approx((130 - 0.2) / 0.2, rel=1e-4)}
+    sms = eco["by_channel"]["sms"]
+    assert {k: sms[k] for k in ("messages", "cost", "conversions", "revenue",
+                                "cost_per_conversion")} == \
+        {"messages": 4, "cost": 0.2, "conversions": 2, "revenue": 130.0,
+         "cost_per_conversion": 0.1}
+    assert sms["roi"] == pytest.approx((130 - 0.2) / 0.2, rel=1e-4)
     assert eco["by_channel"]["push"]["cost_per_conversion"] == 0.0
+    # "What each step buys": the cascade's steps, variant by variant
+    assert [(r["variant"], r["label"], r["channel"], r["sent"], r["converted_after"])
+            for r in eco["steps"]] == [
+        ("control", "step 1", "email", 3, 1), ("control", "step 2", "sms", 2, 1),
+        ("control", "step 3", "push", 2, 1), ("sms_first", "step 1", "sms", 2, 1),
+        ("sms_first", "step 2", "email", 1, 0), ("sms_first", "step 3", "push", 1, 0)]
 
 
-def test_csv_export_has_a_row_per_customer(settings, run_id, tmp_path):
-    with session_scope(settings.db_url) as s:
-        paths = export(run_id, tmp_path / "out", session=s, settings=settings)
+def test_csv_export_has_a_row_per_customer(eur, run_id, tmp_path):
+    with session_scope(eur.db_url) as s:
+        paths = export(run_id, tmp_path / "out", session=s, settings=eur)
     assert [p.name for p in paths] == ["customers.csv", "funnel.csv", "variants.csv"]
     rows = {r["customer_id"]: r for r in csv.DictReader(paths[0].open())}
     assert sorted(rows) == ["c1", "c2", "c3", "c4", "c5", "h1", "h2", "h3", "s1", "s2", "s3"]
@@ -210,14 +248,22 @@ def test_csv_export_has_a_row_per_customer(settings, run_id, tmp_path):
     assert (c2["variant"], c2["converted"], c2["amount"], c2["currency"]) == \
         ("control", "1", "50", "EUR")
     assert (c2["credited_step"], c2["credited_channel"], c2["hours_since_credited_message"],
-            c2["hours_to_convert"]) == ("2", "sms", "6", "30")
+            c2["hours_to_convert"]) == ("step 2", "sms", "6", "30")
     assert (c2["step_1"], c2["step_2"], c2["step_3"]) == ("email: sent", "sms: sent", "")
     assert rows["c3"]["step_1"] == "email: skipped (unsubscribed)"
     assert rows["c5"]["credited_step"] == "" and rows["c5"]["converted"] == "1"
     assert rows["h2"]["converted"] == "0" and rows["h2"]["messages_sent"] == "0"
     assert "email" not in paths[0].read_text().splitlines()[0].split(",")  # no PII columns
+    assert rows["s2"]["step_1"] == "sms: skipped (no address)"  # the label, as everywhere
     funnel = list(csv.DictReader(paths[1].open()))
-    assert {r["variant"] for r in funnel} == {"all", "control", "sms_first"}
+    assert [(r["variant"], r["step"], r["channel"]) for r in funnel][:4] == [
+        ("control", "step 1", "email"), ("control", "step 2", "sms"),
+        ("control", "step 3", "push"), ("control", "after 1", "email")]
+    assert {r["variant"] for r in funnel} == {"control", "sms_first"}
+    email = funnel[0]
+    assert (email["skipped_by_reason"], email["revenue"], email["revenue_currency"],
+            email["cost_currency"]) == ("already converted 1; unsubscribed 1", "100.0", "EUR",
+                                        "EUR")
     variants = {r["variant"]: r for r in csv.DictReader(paths[2].open())}
     assert (variants["control"]["enrolled"], variants["control"]["converted"]) == ("5", "4")
 

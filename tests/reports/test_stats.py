@@ -93,6 +93,13 @@ def test_sample_size_matches_cohen_and_the_normal_formulas():
     assert stats.sample_size_per_group(0.2, 0.2) is None
 
 
+def test_sample_size_for_an_all_or_nothing_split_is_a_number_not_a_crash():
+    # statsmodels' solver gives up (NaN) on h = π; the same equation in closed form answers
+    z = norm.ppf(0.975) + norm.ppf(0.8)
+    assert stats.sample_size_per_group(1.0, 0.0) == max(math.ceil(2 * (z / math.pi) ** 2), 2)
+    assert stats.sample_size_per_group(0.0, 1.0) == 2
+
+
 def test_holm_adjustment_by_hand():
     assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert stats.holm([None, 0.02]) == [None, pytest.approx(0.02)]

@@ -109,7 +109,8 @@ async def test_duplicate_conversion_events_have_one_effect(ts_env, settings, cam
         await wait_state(h, "waiting after step 0")
         first = await convert(ts_env.client, settings, "c1", "dup-1")
         second = await convert(ts_env.client, settings, "c1", "dup-1")
-        assert first == second == {"event_id": "dup-1", "customer_id": "c1", "stopped": 1}
+        assert first == second == {"event_id": "dup-1", "customer_id": "c1", "stopped": 1,
+                                  "matched": True}
         assert await finish(ts_env, h) == "converted"
     with session_scope(settings.db_url) as s:
         assert s.scalar(select(func.count()).select_from(ConversionEvent)) == 1

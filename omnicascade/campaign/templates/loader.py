@@ -13,6 +13,7 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 
 from omnicascade.campaign.model import CampaignSpec
 from omnicascade.campaign.problems import Problem, position
+from omnicascade.campaign.templates.references import KnownAttributes, check_references
 from omnicascade.campaign.templates.render import CONTEXT_NAMES, GLOBALS, over_budget, parse
 
 PARTS = {"body": ".txt.j2", "subject": ".subject.j2", "html": ".html.j2", "title": ".title.j2"}
@@ -48,15 +49,19 @@ def _uses(spec: CampaignSpec) -> list[tuple[tuple[Any, ...], str, str]]:
     return uses
 
 
-def _check_source(path: Path, source: str) -> list[Problem]:
+def _check_source(path: Path, source: str, spec: CampaignSpec,
+                  attributes: KnownAttributes | None) -> list[Problem]:
     try:
         ast = parse(source)
     except TemplateSyntaxError as exc:
         return [Problem(str(path), exc.lineno, None, f"template syntax error: {exc.message}")]
-    if (why := over_budget(source)) is not None:
+    example = spec.trigger.example if spec.trigger else None
+    if (why := over_budget(source, example)) is not None:
         return [Problem(str(path), None, None, f"cannot render: {why} (README, Templates: limits)")]
     unknown = meta.find_undeclared_variables(ast) - CONTEXT_NAMES - GLOBALS
     problems = _private_names(path, ast)
+    problems += check_references(str(path), source, ast, has_trigger=spec.trigger is not None,
+                                 example=example, attributes=attributes)
     for name in sorted(unknown):
         # The line of the first use, not of the first text that merely contains the name.
         line = next((n.lineno for n in ast.find_all(nodes.Name)
@@ -67,8 +72,11 @@ def _check_source(path: Path, source: str) -> list[Problem]:
     return problems
 
 
-def load_templates(spec: CampaignSpec, data: Any,
-                   yaml_path: Path) -> tuple[dict[str, dict[str, str]], list[Problem]]:
+def load_templates(spec: CampaignSpec, data: Any, yaml_path: Path,
+                   attributes: KnownAttributes | None = None,
+                   ) -> tuple[dict[str, dict[str, str]], list[Problem]]:
+    """Every template the campaign uses, checked; `attributes`: the customer attribute
+    names a send can find (None: unknown, customer.<attr> is not checked)."""
     folder = templates_dir(spec, yaml_path)
     loaded: dict[str, dict[str, str]] = {}
     problems: list[Problem] = []
@@ -105,7 +113,7 @@ def load_templates(spec: CampaignSpec, data: Any,
             parts[part] = source
             if path not in checked:
                 checked.add(path)
-                problems.extend(_check_source(path, source))
+                problems.extend(_check_source(path, source, spec, attributes))
     return loaded, problems
 
 

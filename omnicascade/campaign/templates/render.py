@@ -70,13 +70,15 @@ def render_part(source: str, context: dict[str, Any], *, html: bool = False,
         raise RenderError(f"{name}: {type(exc).__name__}: {exc}") from None
 
 
-def over_budget(source: str) -> str | None:
-    """Render a template once with no customer (everything missing reads as empty) and say
-    why it is over the render budget, if it is: validation refuses it before a launch."""
+def over_budget(source: str, example: dict[str, Any] | None = None) -> str | None:
+    """Render a template once with no customer (everything missing reads as empty) and the
+    trigger's example data, if any, and say why it is over the render budget, if it is:
+    validation refuses it before a launch."""
+    data = dict(example or {})
     try:
         template = _trial_env.from_string(source)
         with budgeted():
-            stream(template.generate())
+            stream(template.generate(**({"event": data, "cart": data} if example else {})))
     except SecurityError as exc:  # the budget's limits, and what the sandbox refuses
         return str(exc)
     except RecursionError:

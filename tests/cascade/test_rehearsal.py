@@ -1,0 +1,177 @@
+"""Rehearsals (`campaign launch --time-scale N`) live on one simulated clock: quiet hours,
+frequency caps, deferrals and follow-up delays all run N times faster, and a rehearsal
+sends to the outbox whatever providers are configured, unless launched `--live`."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+from temporalio.testing import ActivityEnvironment
+
+from omnicascade.activities.deliver import DeliverActivities
+from omnicascade.campaign.load import load_campaign
+from omnicascade.cascade.enroll import create_run, enroll_customers
+from omnicascade.cascade.launch import launch
+from omnicascade.channels.base import Message, PermanentSendError, SendResult
+from omnicascade.clock import clock_of
+from omnicascade.config import Settings
+from omnicascade.db.models import Delivery, Enrollment, Run, utcnow
+from omnicascade.db.session import session_scope
+from omnicascade.vocabulary import CHANNELS
+from omnicascade.workflows.types import DeliverInput, StepPlan
+from tests.helpers.campaigns import FULL, write_campaign
+from tests.helpers.cascades import add_customers, convert, outbox, running_worker
+from tests.helpers.waiting import eventually
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.db]
+BERLIN = ZoneInfo("Europe/Berlin")
+EMAIL = StepPlan("0", 0, "email", "t_email", 86400)
+
+
+def _quiet_now(hours_after: int) -> str:
+    """A quiet-hours block that covers now in Berlin and ends `hours_after` hours later."""
+    now = datetime.now(BERLIN)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=hours_after)
+    return f'{{start: "{start:%H:%M}", end: "{end:%H:%M}"}}'
+
+
+YAML = """\
+campaign: rehearsed
+conversion: {{events: [order_placed]}}
+quiet_hours: {quiet}
+frequency_cap: {{max: 1, per: 12h}}
+steps:
+  - {{channel: email, template: t_email, wait: 24h}}
+  - {{channel: sms,   template: t_sms,   wait: 24h}}
+after_conversion:
+  - {{channel: email, template: review, delay: 3d}}
+"""
+
+
+class Refusing:
+    """A configured provider a rehearsal must never call."""
+    provider = "refusing"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def send(self, message: Message) -> SendResult:
+        self.calls += 1
+        raise PermanentSendError("a rehearsal called the real provider")
+
+
+def _rehearsal(settings: Settings, folder: Path, *, scale: float, live: bool = False) -> str:
+    yaml = YAML.format(quiet=_quiet_now(6)).replace("rehearsed", folder.name)  # own entries
+    loaded = load_campaign(write_campaign(folder, yaml))
+    with session_scope(settings.db_url) as s:
+        run = create_run(loaded, session=s, time_scale=scale, live=live)
+        return enroll_customers(run, ["c1"], session=s)[0].id
+
+
+async def _deliver(settings: Settings, enrollment_id: str, channel: object):
+    acts = DeliverActivities(settings, {c: channel for c in CHANNELS})  # type: ignore[misc]
+    return await ActivityEnvironment().run(acts.deliver_step, DeliverInput(enrollment_id, EMAIL))
+
+
+async def test_quiet_hours_defer_a_rehearsal_on_its_own_clock(settings, tmp_path):
+    add_customers(settings, {"id": "c1", **FULL, "timezone": "Europe/Berlin"})
+    live_id = _rehearsal(settings, tmp_path / "live", scale=1)
+    fast_id = _rehearsal(settings, tmp_path / "fast", scale=3600)
+    before = utcnow()
+    live, fast = (await _deliver(settings, live_id, Refusing()),
+                  await _deliver(settings, fast_id, Refusing()))
+    assert live.status == fast.status == "deferred"
+    # live: about six hours of quiet left; the rehearsal: six campaign hours = six seconds
+    live_wait = datetime.fromisoformat(live.defer_until).replace(tzinfo=None) - before
+    fast_wait = datetime.fromisoformat(fast.defer_until).replace(tzinfo=None) - before
+    assert timedelta(hours=4) < live_wait < timedelta(hours=7)
+    assert timedelta(seconds=3) < fast_wait < timedelta(seconds=8)
+    with session_scope(settings.db_url) as s:
+        stored = s.get(Delivery, f"{fast_id}:0")
+        assert stored is not None and stored.deferred_until is not None
+        assert abs(stored.deferred_until - (before + fast_wait)) < timedelta(seconds=1)
+
+
+async def test_a_rehearsal_sends_to_the_outbox_unless_live(settings, tmp_path, caplog):
+    add_customers(settings, {"id": "c1", **FULL})  # no time zone: UTC
+    yaml = "".join(line for line in YAML.format(quiet="").splitlines(keepends=True)
+                   if not line.startswith(("quiet_hours", "frequency_cap")))
+    folder = write_campaign(tmp_path / "c", yaml)
+    refusing = Refusing()
+    ids = {}
+    for live in (False, True):
+        with session_scope(settings.db_url) as s:
+            run = create_run(load_campaign(folder), session=s, time_scale=3600, live=live)
+            ids[live] = enroll_customers(run, ["c1"], session=s)[0].id
+            if not live:  # one customer per entry: let the --live run enroll them again
+                s.flush()
+                s.get(Enrollment, ids[live]).active_entry = None  # type: ignore[union-attr]
+    with caplog.at_level(logging.WARNING, logger="omnicascade.deliver"):
+        rehearsed = await _deliver(settings, ids[False], refusing)
+        live = await _deliver(settings, ids[True], refusing)
+    assert rehearsed.status == "sent" and rehearsed.provider_message_id.startswith("outbox-")
+    assert [m.delivery_id for m in outbox(settings)] == [f"{ids[False]}:0"]
+    assert refusing.calls == 1 and live.status == "failed"  # --live: the real provider
+    # the operator sees the failure in one line, without the address
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and f"enrollment={ids[True]}" in lines[0]
+    assert "step=step 1" in lines[0] and "channel=email" in lines[0]
+    assert FULL["email"] not in lines[0]
+
+
+async def test_a_rehearsal_with_quiet_hours_a_cap_and_a_3d_follow_up_finishes_fast(
+        dev_env, settings, tmp_path):
+    """Quiet hours cover "now" for every customer, the cap is 1 per 12 h, the review
+    request comes 3 d after the sale: on the wall clock that is days; rehearsed ×14,400
+    (a campaign day in 6 s) it is over in well under a minute, and nothing is capped that
+    a live run would have sent."""
+    scale = 14_400
+    settings = settings.model_copy(update={
+        "temporal_address": dev_env.client.service_client.config.target_host})
+    add_customers(settings, *({"id": c, **FULL, "timezone": "Europe/Berlin"}
+                              for c in ("c1", "c2")))
+    folder = write_campaign(tmp_path / "r", YAML.format(quiet=_quiet_now(6)))
+    t0 = utcnow()
+    async with running_worker(dev_env, settings):
+        result = await launch(load_campaign(folder), settings,
+                              audience=[_id("c1"), _id("c2")], time_scale=scale)
+        await eventually(lambda: [m for m in outbox(settings, "c1")], "c1's first email", 30)
+        await convert(dev_env.client, settings, "c1")
+        with session_scope(settings.db_url) as s:
+            run = s.get(Run, result.run_id)
+            assert run is not None and not run.sends_live
+
+        def ended() -> bool:
+            with session_scope(settings.db_url) as s:
+                return all(e.status in ("converted", "completed") and e.finished_at
+                           for e in s.scalars(select(Enrollment).where(
+                               Enrollment.run_id == result.run_id)))
+        await eventually(ended, "every cascade of the rehearsal to end", 60)
+    elapsed = (utcnow() - t0).total_seconds()
+    assert elapsed < 60
+    sent = {(m.customer_id, m.step) for m in outbox(settings)}
+    assert sent == {("c1", "0"), ("c1", "ac0"), ("c2", "0"), ("c2", "1")}  # nothing capped
+    with session_scope(settings.db_url) as s:
+        run = s.get(Run, result.run_id)
+        assert run is not None
+        clock = clock_of(run)
+        rows = {(d.customer_id, d.step_key): d for d in s.scalars(
+            select(Delivery).where(Delivery.run_id == result.run_id))}
+    # the first emails went out when the (campaign-time) quiet hours ended, about 5-6 h in
+    first = clock.span(rows[("c2", "0")].sent_at - clock.started)
+    assert timedelta(hours=4) < first < timedelta(hours=7.5)
+    # the sms a day later in campaign time, the review 3 days after the sale
+    gap = clock.span(rows[("c2", "1")].sent_at - rows[("c2", "0")].sent_at)
+    assert timedelta(hours=23) < gap < timedelta(hours=27)
+    review = clock.span(rows[("c1", "ac0")].sent_at - rows[("c1", "0")].sent_at)
+    assert timedelta(days=3) <= review < timedelta(days=3, hours=4)
+
+
+def _id(customer_id: str):  # an audience row naming a known customer
+    from omnicascade.customers.model import CustomerIn
+    return CustomerIn(id=customer_id)
