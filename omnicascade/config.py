@@ -69,7 +69,8 @@ _secret_files: dict[Path, str] = {}
 # generated 0600 into the state dir (a file named as the field) in development.
 # field → (environment variable, required in production at start, what it is).
 SECRETS = {"webhook_secret": ("OMNICASCADE_WEBHOOK_SECRET", True, "webhook secret"),
-           "api_token": ("OMNICASCADE_API_TOKEN", False, "API token")}  # required by the API
+           "api_token": ("OMNICASCADE_API_TOKEN", False, "API token"),  # required by the API
+           "console_password": ("OMNICASCADE_CONSOLE_PASSWORD", False, "console password")}
 
 
 class Settings(BaseSettings):
@@ -100,6 +101,9 @@ class Settings(BaseSettings):
     webhook_secret: str | None = None
     # Bearer token for the read API (GET /v1/runs…, /v1/customers/…): reads carry PII.
     api_token: str | None = None
+    # The web console's login (api/console); its sessions last console_session_s.
+    console_password: str | None = None
+    console_session_s: int = Field(default=43_200, gt=0)
     signature_tolerance_s: int = 300
     max_body_bytes: int = 1_000_000
 
@@ -244,6 +248,9 @@ class Settings(BaseSettings):
     def resolved_api_token(self, create: bool = False) -> str:
         """The read API's bearer token, exactly like the webhook secret."""
         return self._resolved("api_token", create)
+
+    def resolved_console_password(self, create: bool = False) -> str:
+        return self._resolved("console_password", create)
 
     def _resolved(self, field: str, create: bool) -> str:
         value: str | None = getattr(self, field)

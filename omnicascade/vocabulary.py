@@ -78,6 +78,7 @@ class SkipReason(StrEnum):
     FREQUENCY_CAP = "frequency_cap"
     STOPPED = "stopped"        # the run was stopped, or the cascade stopped or exited
     PAUSED = "paused"          # a deferral, not a skip: the run is paused, the send is held
+    ENGAGED = "engaged"        # `skip_if`: an earlier message of the cascade was engaged with
 
 
 class ExitReason(StrEnum):
@@ -98,6 +99,7 @@ REASON_LABELS: dict[str, str] = {
     SkipReason.FREQUENCY_CAP: "frequency cap",
     SkipReason.STOPPED: "run stopped",
     SkipReason.PAUSED: "held while paused",
+    SkipReason.ENGAGED: "already engaged",
     ExitReason.REPLACED: "replaced by a newer version",
 }
 
@@ -108,6 +110,24 @@ def reason_label(reason: str | None) -> str:
     if not reason:
         return ""
     return REASON_LABELS.get(reason, reason)
+
+
+# `steps[].skip_if`: the engagements with an earlier message of the cascade that skip a step.
+Engagement = Literal["delivered", "opened", "clicked", "replied"]
+ENGAGEMENTS: tuple[Engagement, ...] = ("delivered", "opened", "clicked", "replied")
+# An open no person made (Apple Mail Privacy Protection's prefetch, SendGrid's
+# `sg_machine_open`, or an open within a second of delivery): stored under this name, so it
+# proves delivery but never counts as an open.
+MACHINE_OPEN = "machine_open"
+# Provider feedback events (stored lower case) proving each engagement: a click proves an
+# open; an open (a machine's too) and a reply prove a delivery.
+CLICK_EVENTS = frozenset({"click", "clicked"})
+REPLY_EVENTS = frozenset({"reply", "replied"})
+OPEN_EVENTS = frozenset({"open", "opened", "read"}) | CLICK_EVENTS
+ENGAGEMENT_EVENTS: dict[str, frozenset[str]] = {
+    "delivered": frozenset({"delivered", "delivery", MACHINE_OPEN}) | OPEN_EVENTS
+    | REPLY_EVENTS,
+    "opened": OPEN_EVENTS, "clicked": CLICK_EVENTS, "replied": REPLY_EVENTS}
 
 
 FOLLOW_UP_PREFIX = "ac"  # ledger keys of after_conversion steps: "ac0", "ac1", …

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from temporalio.exceptions import ApplicationError
 
 from omnicascade.campaign.model import CampaignSpec
+from omnicascade.campaign.variants import variant_steps
 from omnicascade.cascade import lifecycle
 from omnicascade.cascade.decision import (
     Decision,
@@ -33,9 +34,16 @@ from omnicascade.cascade.plan import run_spec
 from omnicascade.clock import LIVE, RunClock, clock_of
 from omnicascade.customers.consent import forget_address, load_suppressed, suppress
 from omnicascade.customers.model import customer_dict, customer_orders
-from omnicascade.db.models import Customer, Delivery, Enrollment, Run, utcnow
-from omnicascade.vocabulary import SETTLED, DeliveryStatus, EnrollmentStatus, Phase, RunStatus
-from omnicascade.workflows.types import DeliverInput, DeliverResult
+from omnicascade.db.models import Customer, Delivery, DeliveryEvent, Enrollment, Run, utcnow
+from omnicascade.vocabulary import (
+    ENGAGEMENT_EVENTS,
+    SETTLED,
+    DeliveryStatus,
+    EnrollmentStatus,
+    Phase,
+    RunStatus,
+)
+from omnicascade.workflows.types import DeliverInput, DeliverResult, StepPlan
 
 DIED_MID_CALL = "attempt died during the provider call; not resent"
 # Count against a frequency cap: handed to a provider, possibly, or about to be.
@@ -86,16 +94,40 @@ def sends_in_window(spec: CampaignSpec, customer_id: str, delivery_id: str, chan
     return int(session.scalar(q) or 0)
 
 
+def step_skip_if(spec: CampaignSpec, variant: str, step: StepPlan) -> frozenset[str]:
+    """The `skip_if` of a cascade step as written in the customer's variant."""
+    steps = variant_steps(spec, variant)
+    if step.phase != Phase.CASCADE or not 0 <= step.index < len(steps):
+        return frozenset()
+    return frozenset(steps[step.index].skip_if)
+
+
+def engaged_before(enrollment_id: str, delivery_id: str, skip_if: frozenset[str], *,
+                   session: Session) -> frozenset[str]:
+    """Which of `skip_if` an earlier message of this cascade has recorded in its stored
+    provider feedback (a machine open is stored as `machine_open`: never an open). One small
+    indexed query, asked only for a step that has a `skip_if`."""
+    events = sorted({e for kind in skip_if for e in ENGAGEMENT_EVENTS[kind]})
+    found = set(session.scalars(
+        select(DeliveryEvent.event).distinct()
+        .join(Delivery, Delivery.id == DeliveryEvent.delivery_id)
+        .where(Delivery.enrollment_id == enrollment_id, Delivery.id != delivery_id,
+               DeliveryEvent.event.in_(events))))
+    return frozenset(kind for kind in skip_if if ENGAGEMENT_EVENTS[kind] & found)
+
+
 # The cascade itself was ended (its run stopped, its version replaced, an exit event).
 ENDED_EARLY = frozenset({EnrollmentStatus.STOPPED, EnrollmentStatus.EXITED})
 
 
 def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
-               lock: bool = False, recheck_s: float = 300.0) -> Facts:
+               lock: bool = False, recheck_s: float = 300.0, engagement: bool = True) -> Facts:
     """`now` (naive UTC) is the workflow's clock for quiet hours (see deliver._clock), read
     on the run's clock (a rehearsal's campaign time). The run's and the enrollment's status
     are read here too: a stopped run or an ended cascade skips the step, a paused run holds
-    it for up to `recheck_s`."""
+    it for up to `recheck_s`. With `engagement`, a step with a `skip_if` reads what the
+    cascade's earlier messages were engaged with (the last guard, `claim`, does not ask
+    again: the attempt's first decision already did, milliseconds before)."""
     step = inp.step
     delivery_id = f"{inp.enrollment_id}:{step.key}"
     row = session.get(Delivery, delivery_id)
@@ -120,6 +152,7 @@ def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
         return facts
     customer = session.get(Customer, enrollment.customer_id)
     suppressed = load_suppressed([customer], session=session) if customer else frozenset()
+    skip_if = step_skip_if(spec, enrollment.variant, step) if engagement else frozenset()
     facts.situation = Situation(
         step.channel, Recipient.of(customer, suppressed), now.replace(tzinfo=UTC),
         converted=step.phase == Phase.CASCADE
@@ -131,7 +164,9 @@ def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
         frequency_cap=spec.frequency_cap,
         sends_in_cap_window=sends_in_window(spec, enrollment.customer_id, delivery_id,
                                             step.channel, session=session, lock=lock,
-                                            clock=clock))
+                                            clock=clock),
+        skip_if=skip_if, engaged=engaged_before(enrollment.id, delivery_id, skip_if,
+                                                session=session) if skip_if else frozenset())
     facts.run_id, facts.spec = run.id, spec
     facts.clock, facts.sends_live = clock, bool(run.sends_live)
     facts.templates = run.snapshot["templates"].get(step.template, {})
@@ -177,7 +212,8 @@ def claim(inp: DeliverInput, now: datetime, *, session: Session, recheck_s: floa
     """The last guard: decide again on fresh facts (a conversion, a stop or a pause that
     committed while the message was rendering included) and, if the answer is still Send,
     commit the row as `sending` (the caller calls the provider right after the commit)."""
-    facts = load_facts(inp, now, session=session, lock=True, recheck_s=recheck_s)
+    facts = load_facts(inp, now, session=session, lock=True, recheck_s=recheck_s,
+                       engagement=False)
     if facts.stored is not None:
         return facts, facts.stored
     if facts.row_status == DeliveryStatus.SENDING:

@@ -1,6 +1,7 @@
 """The FastAPI application: thin routes over plain functions (routes.py, runs.py, reads.py,
-unsubscribe.py, webhooks.py). Every write is signed (signature.py), every read carries the
-bearer token (reads.py); errors are JSON `{"detail": …}`."""
+unsubscribe.py, webhooks.py) and the web console at / (console/). Every write is signed
+(signature.py), every read carries the bearer token (reads.py); errors are JSON
+`{"detail": …}`; the console has its own login (console/security.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
-from omnicascade.api import reads, routes, runs, unsubscribe, webhooks
+from omnicascade.api import console, reads, routes, runs, unsubscribe, webhooks
 from omnicascade.api.http import ApiError
 from omnicascade.cascade.temporal import LazyClient
 from omnicascade.config import Settings
@@ -65,4 +66,5 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(reads.router)
     app.include_router(unsubscribe.router)
     app.include_router(webhooks.router)
+    console.mount(app, settings, app.state.secret)  # the web console at /
     return app

@@ -21,7 +21,6 @@ from starlette.concurrency import run_in_threadpool
 from omnicascade.api.http import ApiError, settings_of
 from omnicascade.db.session import read_scope
 from omnicascade.errors import NotFound
-from omnicascade.reports.build import build_report
 from omnicascade.reports.customers import customer_show
 from omnicascade.reports.promo import promo_code
 from omnicascade.reports.runs import run_show, runs_list
@@ -85,6 +84,9 @@ async def show_run(run_id: str, request: Request) -> dict[str, Any]:
 @router.get("/v1/runs/{run_id}/report", tags=["reads"], responses=FOUND)
 async def run_report(run_id: str, request: Request) -> dict[str, Any]:
     """Funnel, attribution, A/B statistics and money: `omnicascade report RUN_ID --json`."""
+    # Imported here: the statistics (scipy, statsmodels: ~100 MB) stay out of every worker
+    # and API process until someone asks for a report.
+    from omnicascade.reports.build import build_report
     settings = settings_of(request)
     return await _read(request, lambda s: build_report(run_id, session=s, settings=settings),
                        run_id)

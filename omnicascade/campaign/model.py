@@ -20,7 +20,7 @@ from pydantic import (
 
 from omnicascade.campaign.durations import format_duration, parse_duration
 from omnicascade.validation import time_zone
-from omnicascade.vocabulary import DEFAULT_VARIANT, HOLDOUT, Channel
+from omnicascade.vocabulary import DEFAULT_VARIANT, HOLDOUT, Channel, Engagement
 
 Duration = Annotated[int, BeforeValidator(parse_duration),
                      PlainSerializer(format_duration, return_type=str, when_used="json")]
@@ -173,6 +173,7 @@ class Step(_Model):
     channel: Channel
     template: TemplateName
     wait: Duration = 0
+    skip_if: list[Engagement] = Field(default_factory=list)  # engaged earlier: skip at once
 
 
 class FollowUp(_Model):

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from omnicascade.campaign.model import CampaignSpec
-from omnicascade.vocabulary import CHANNELS
+from omnicascade.vocabulary import CHANNELS, ENGAGEMENTS
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,9 @@ def explain(err: Mapping[str, Any]) -> str:
     if kind == "literal_error" and name == "channel" or (kind == "literal_error" and
                                                           "channels" in loc):
         return f"unknown channel {err['input']!r}; use one of {', '.join(CHANNELS)}"
+    if kind == "literal_error" and "skip_if" in loc:
+        return (f"unknown skip_if value {err['input']!r}; use one of "
+                f"{', '.join(ENGAGEMENTS)}")
     if kind == "literal_error":
         return f"{err['input']!r} is not allowed here; {err['msg'].lower()}"
     if kind in ("too_short",) and isinstance(err.get("input"), list):

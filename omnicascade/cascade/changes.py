@@ -35,6 +35,9 @@ PART_FILES = {"body": "txt.j2", "subject": "subject.j2", "html": "html.j2", "tit
 def _step(step: Any, wait_field: str) -> str:
     seconds = getattr(step, wait_field)
     tail = f", {wait_field} {format_duration(seconds)}" if seconds else ""
+    skip_if = getattr(step, "skip_if", None)
+    if skip_if:
+        tail += f", skip if {' or '.join(skip_if)}"
     return f"{step.channel} · {step.template}{tail}"
 
 
@@ -119,12 +122,25 @@ def plan_launch(loaded: LoadedCampaign, *, session: Session,
         "campaign": spec.campaign, "action": action, "unchanged": same,
         "live": {"run_id": live.id, "version": live.version, "status": live.status}
         if live else None,
-        "steps": _side_by_side([_step(s, "wait") for s in old.steps] if old else [],
-                               [_step(s, "wait") for s in spec.steps]),
-        "after_conversion": _side_by_side(
-            [_step(f, "delay") for f in old.after_conversion] if old else [],
-            [_step(f, "delay") for f in spec.after_conversion]),
-        "settings": _settings(old, spec),
-        "templates": _templates(old_templates, loaded.templates),
+        **_changes(old, spec, old_templates, loaded.templates),
         "in_flight": _in_flight(spec.campaign, in_flight, session=session),
     }
+
+
+def _changes(old: CampaignSpec | None, new: CampaignSpec, old_templates: dict[str, Any],
+             new_templates: dict[str, Any]) -> dict[str, Any]:
+    return {"steps": _side_by_side([_step(s, "wait") for s in old.steps] if old else [],
+                                   [_step(s, "wait") for s in new.steps]),
+            "after_conversion": _side_by_side(
+                [_step(f, "delay") for f in old.after_conversion] if old else [],
+                [_step(f, "delay") for f in new.after_conversion]),
+            "settings": _settings(old, new),
+            "templates": _templates(old_templates, new_templates)}
+
+
+def version_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """What changed from one version's frozen snapshot (None: the first version) to the
+    next — the `steps`, `after_conversion`, `settings` and `templates` of `campaign plan`,
+    between two launched versions (the web console's campaign page)."""
+    return _changes(spec_from_snapshot(old) if old else None, spec_from_snapshot(new),
+                    (old or {}).get("templates") or {}, new.get("templates") or {})

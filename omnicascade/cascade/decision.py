@@ -6,8 +6,10 @@ They share this function, so they can never disagree. It is pure: the callers lo
 facts (`Situation`) and record the answer.
 
 The guards ask in order, and the first that objects decides:
-converted → stopped → paused → no address → unsubscribed → no consent → quiet hours →
-frequency cap. A stopped run (or a cascade that was stopped or exited) skips the step; a
+converted → stopped → paused → no address → unsubscribed → no consent → engaged (the
+step's `skip_if`) → quiet hours → frequency cap. `engaged` comes after the reach guards, so
+a step skipped as engaged is one that would otherwise have gone out (what reports count as
+saved). A stopped run (or a cascade that was stopped or exited) skips the step; a
 paused run holds it (a deferral with reason `paused`, asked again at `hold_until` or on
 resume), so nothing goes out while paused and nothing is lost either.
 """
@@ -77,6 +79,8 @@ class Situation:
     campaign_timezone: str | None = None
     frequency_cap: FrequencyCap | None = None
     sends_in_cap_window: int | None = None        # None: not counted (preview, ordering)
+    skip_if: frozenset[str] = frozenset()         # the step's `skip_if` engagements
+    engaged: frozenset[str] = frozenset()         # those recorded on an earlier message
 
     @property
     def address(self) -> str | None:
@@ -120,6 +124,10 @@ def _consent(s: Situation) -> Decision | None:
     return Skip(SkipReason.NO_CONSENT) if refused else None
 
 
+def _engaged(s: Situation) -> Decision | None:
+    return Skip(SkipReason.ENGAGED) if s.skip_if & s.engaged else None
+
+
 def _quiet_hours(s: Situation) -> Decision | None:
     if s.quiet_hours is None:
         return None
@@ -140,10 +148,11 @@ def _frequency_cap(s: Situation) -> Decision | None:
 
 
 REACH: Sequence[Guard] = (_address, _suppressed, _consent)
-GUARDS: Sequence[Guard] = (_converted, _stopped, _paused, *REACH, _quiet_hours,
+GUARDS: Sequence[Guard] = (_converted, _stopped, _paused, *REACH, _engaged, _quiet_hours,
                            _frequency_cap)
 # What a message planned ahead (campaign preview) will meet at its time: a conversion, a
-# stop or pause and the cap depend on what happens before it, so the plan assumes none.
+# stop or pause, engagement and the cap depend on what happens before it, so the plan
+# assumes none.
 PLANNED: Sequence[Guard] = (*REACH, _quiet_hours)
 
 

@@ -9,6 +9,12 @@ the provider accepted it (bounce, dropped, undelivered SMS): the ledger row keep
 `sent` (it was handed over and paid for; reports count it as sent and bounced from these
 events) with the failure as its reason, and the cascade is signalled to move on to the
 next channel at once.
+
+An open no person made is stored as `machine_open` (vocabulary.MACHINE_OPEN): the provider
+flagged it (SendGrid's `sg_machine_open`: Apple Mail Privacy Protection fetching the
+pixel), or it came less than a second after its message's delivery (whichever of the two
+events arrived first). It proves delivery; reports and `skip_if: [opened]` never count it
+as an open. The provider's own payload is kept as it came (`data`).
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 from temporalio.client import Client
@@ -30,11 +36,33 @@ from omnicascade.customers.consent import lift_suppression, suppress
 from omnicascade.db.models import Delivery, DeliveryEvent, utcnow
 from omnicascade.db.session import session_scope
 from omnicascade.validation import unstorable
-from omnicascade.vocabulary import DeliveryStatus, Phase
+from omnicascade.vocabulary import MACHINE_OPEN, DeliveryStatus, Phase
 
 log = logging.getLogger(__name__)
 # accepted, or possibly accepted, by the provider: a later failure report applies to them
 HANDED_OVER = (DeliveryStatus.SENT, DeliveryStatus.UNKNOWN, DeliveryStatus.SENDING)
+OPENS = ("open", "opened")          # an email pixel (a messenger's `read` is a person)
+DELIVERIES = ("delivered", "delivery")
+# An open stamped less than this after its message's delivery (or before it) is a
+# machine's: no person opens a message that fast. SendGrid stamps whole seconds, so there
+# it is an open in the same second as the delivery.
+MACHINE_WINDOW = timedelta(seconds=1)
+
+
+def _machine_open(item: Feedback, at: datetime, *, session: Session) -> str:
+    """The event name to store: `machine_open` for an open less than MACHINE_WINDOW after
+    its message's delivery; and a delivery flags such opens that arrived before it."""
+    if not item.delivery_id or item.event not in OPENS + DELIVERIES:
+        return item.event
+    if item.event in OPENS:
+        delivered = session.scalar(select(func.min(DeliveryEvent.occurred_at)).where(
+            DeliveryEvent.delivery_id == item.delivery_id,
+            DeliveryEvent.event.in_(DELIVERIES)))
+        return MACHINE_OPEN if delivered and at < delivered + MACHINE_WINDOW else item.event
+    session.execute(update(DeliveryEvent).where(
+        DeliveryEvent.delivery_id == item.delivery_id, DeliveryEvent.event.in_(OPENS),
+        DeliveryEvent.occurred_at < at + MACHINE_WINDOW).values(event=MACHINE_OPEN))
+    return item.event
 
 
 def _apply(item: Feedback, out: FeedbackOutcome, *, session: Session) -> None:
@@ -106,12 +134,13 @@ def _record(item: Feedback, out: FeedbackOutcome, *, session: Session) -> bool:
     if session.scalar(select(DeliveryEvent.id).where(
             DeliveryEvent.provider_event_id == item.provider_event_id)) is not None:
         return False
+    at = item.occurred_at or utcnow()
     try:
         with session.begin_nested():  # a concurrent duplicate loses here, harmlessly
             session.add(DeliveryEvent(
-                delivery_id=item.delivery_id, provider=item.provider, event=item.event,
-                provider_event_id=item.provider_event_id,
-                occurred_at=item.occurred_at or utcnow(), data=item.data))
+                delivery_id=item.delivery_id, provider=item.provider,
+                event=_machine_open(item, at, session=session),
+                provider_event_id=item.provider_event_id, occurred_at=at, data=item.data))
     except IntegrityError:
         return False
     _apply(item, out, session=session)

@@ -4,6 +4,7 @@ audience (variants, reachability, expected cost). Reads the database; writes not
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,6 +79,13 @@ def _order(spec: CampaignSpec, variant: str, steps: list[Step], reach: set[str],
     return ordering.resolve(steps, strategy, reach, scores, costs)
 
 
+def may_skip(skip_if: Sequence[str]) -> str:
+    """What preview says of a step with `skip_if`."""
+    return (f"may be skipped (engaged): not sent if an earlier message of the cascade was "
+            f"{' or '.join(skip_if)} by then; decided at send time, and then the cascade "
+            f"moves on at once")
+
+
 def _preview_promo(spec: CampaignSpec, variant: str) -> dict[str, Any]:
     """A stand-in code shaped like the real ones (the pattern's prefix + PREVIEW)."""
     promo_spec = variant_promo(spec, variant)
@@ -124,6 +132,9 @@ def preview(loaded: LoadedCampaign, customer_id: str, *, session: Session,
                                         campaign_timezone=spec.timezone), PLANNED)
             if isinstance(decision, Skip):
                 entry["skipped"] = decision.reason.value
+            elif step.skip_if:  # engagement happens later: planned, not known in advance
+                entry["skip_if"] = list(step.skip_if)
+                entry["may_skip"] = may_skip(step.skip_if)
             elif isinstance(decision, Defer):
                 entry["deferred_from"] = t.astimezone(zone).isoformat()
                 t = decision.until

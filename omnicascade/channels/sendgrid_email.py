@@ -43,6 +43,7 @@ from omnicascade.channels.feedback import (
 )
 from omnicascade.channels.ratelimit import limiter
 from omnicascade.config import Settings
+from omnicascade.vocabulary import MACHINE_OPEN
 
 DELIVERY_ARG = "omnicascade_delivery_id"  # custom_args key; the value is opaque, never PII
 _BOUNCE_DROP = re.compile(r"bounce|unsubscrib|spam|invalid", re.IGNORECASE)
@@ -143,8 +144,12 @@ def classify(exc: HTTPError) -> Exception:
 
 def event_item(ev: dict[str, Any]) -> Feedback:
     """One Event Webhook event → Feedback: bounces and drops fail the step (and suppress a
-    dead address), spam reports and unsubscribes suppress the address everywhere."""
+    dead address), spam reports and unsubscribes suppress the address everywhere, and an
+    open SendGrid flags `sg_machine_open` (Apple Mail Privacy Protection fetched the pixel,
+    no person opened it) is recorded as `machine_open`."""
     name = str(ev.get("event") or "unknown")[:32]
+    if name == "open" and ev.get("sg_machine_open") in (True, "true", "True", 1):
+        name = MACHINE_OPEN
     address = ev.get("email") if isinstance(ev.get("email"), str) else None
     sg_id = ev.get("sg_event_id")
     item = Feedback("sendgrid", name, f"sendgrid:{sg_id}"[:255] if sg_id else

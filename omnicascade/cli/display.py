@@ -169,6 +169,8 @@ def preview_messages(items: list[dict[str, Any]]) -> None:
         if m.get("skipped"):
             when = f"skipped: {reason_label(m['skipped'])}"
         console.print(f"[dim]{when}[/]", highlight=False)
+        if m.get("may_skip"):
+            console.print(f"[dim]{m['may_skip']}[/]", highlight=False)
         if "error" in m:
             console.print(f"[red]{m['error']}[/]", highlight=False)
             continue

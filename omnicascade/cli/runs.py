@@ -142,6 +142,10 @@ def convert(customer: str | None = typer.Option(None, help="Customer id."),
     body, signalled = asyncio.run(convert_by_hand(data, s))
     if as_json:
         display.print_json(body)
+    elif not body.get("matched", True):
+        display.console.print(f"recorded {type} for {body['customer_id']}, a customer nobody "
+                              f"knows: stored, and counted as unmatched in `runs list` and "
+                              f"reports")
     else:
         display.console.print(f"recorded {type} for {body['customer_id']}: stopped "
                               f"{body['stopped']} active cascade(s)"

@@ -19,7 +19,10 @@ def server(host: str | None = typer.Option(None, help="API host (default 127.0.0
 
     def announce(stack: EmbeddedStack) -> None:
         s = stack.settings
+        console_file = s.home_dir / "console_password"
         display.console.print(f"[bold green]omnicascade is running[/]\n"
+                              f"  Console       {stack.api_url}/  (password: "
+                              f"{'from environment' if s.console_password else console_file})\n"
                               f"  HTTP API      {stack.api_url}  (OpenAPI: {stack.api_url}/docs)\n"
                               f"  Temporal UI   {stack.ui_url}\n"
                               f"  Temporal      {s.resolved_temporal_address()}\n"

@@ -12,7 +12,7 @@ from typing import Any
 
 from omnicascade.reports.data import Member, Send
 from omnicascade.reports.money import Currencies, Revenue, revenue_fields
-from omnicascade.reports.stats import percentiles
+from omnicascade.reports.quantiles import percentiles
 from omnicascade.vocabulary import HOLDOUT, Phase, step_label
 
 HOUR = 3600.0

@@ -24,8 +24,9 @@ from omnicascade.reports.export import write_csv
 from omnicascade.reports.format import iso
 from omnicascade.reports.funnel import ended_note, endings, funnel
 from omnicascade.reports.money import Currencies, Revenue, by_currency, money, revenue_of
+from omnicascade.reports.quantiles import percentiles
 from omnicascade.reports.runs import status_of
-from omnicascade.reports.stats import ALPHA, percentiles, rate_ci
+from omnicascade.reports.stats import ALPHA, rate_ci
 from omnicascade.reports.unmatched import conversion_events, unmatched_conversions
 from omnicascade.vocabulary import HOLDOUT, LIVE_ENROLLMENT, Phase
 
@@ -113,7 +114,16 @@ def economics(treated: list[Member], rows: list[dict[str, Any]],
                                  "cost": round(sum(r["cost"] for r in follow_ups), 4),
                                  "cost_currency": cur.cost},
             "by_channel": _by_channel(treated, cur),
+            "saved_by_engagement": saved_by_engagement(treated, cur),
             "steps": [{k: r[k] for k in ECONOMICS_KEYS} for r in cascade]}
+
+
+def saved_by_engagement(members: list[Member], cur: Currencies) -> dict[str, Any]:
+    """The messages `skip_if` did not send because the customer had engaged with an earlier
+    one (reason `engaged`), and what they would have cost at the channels' unit costs."""
+    skipped = [s for m in members for s in m.sends if s.engaged_skip]
+    return {"messages": len(skipped), "cost": round(sum(s.saved for s in skipped), 4),
+            "cost_currency": cur.cost}
 
 
 def build_report(run_id: str, *, session: Session, settings: Settings,

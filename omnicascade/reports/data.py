@@ -22,12 +22,22 @@ from omnicascade.config import Settings
 from omnicascade.db.models import ConversionEvent, Delivery, DeliveryEvent, Enrollment, Run
 from omnicascade.db.query import chunks
 from omnicascade.reports.money import Currencies
-from omnicascade.vocabulary import DEFAULT_VARIANT, HOLDOUT, WENT_OUT, EnrollmentStatus, Phase
+from omnicascade.vocabulary import (
+    DEFAULT_VARIANT,
+    ENGAGEMENT_EVENTS,
+    HOLDOUT,
+    WENT_OUT,
+    DeliveryStatus,
+    EnrollmentStatus,
+    Phase,
+    SkipReason,
+)
 
-# Provider feedback, normalised: a click proves an open, an open proves a delivery.
-DELIVERED = {"delivered", "delivery", "open", "opened", "read", "click", "clicked"}
-OPENED = {"open", "opened", "read", "click", "clicked"}
-CLICKED = {"click", "clicked"}
+# Provider feedback, normalised (vocabulary.py): a click proves an open, an open proves a
+# delivery. A machine open (Apple Mail Privacy Protection) proves a delivery, never an open.
+DELIVERED = ENGAGEMENT_EVENTS["delivered"]
+OPENED = ENGAGEMENT_EVENTS["opened"]
+CLICKED = ENGAGEMENT_EVENTS["clicked"]
 BOUNCED = {"bounce", "bounced", "dropped", "undelivered"}
 
 
@@ -42,10 +52,16 @@ class Send:
     at: datetime         # sent_at, or when the row was written if it never got one
     cost: float
     feedback: set[str] = field(default_factory=set)
+    saved: float = 0.0   # skipped as `engaged`: what it would have cost (one unit)
 
     @property
     def went_out(self) -> bool:
         return self.status in WENT_OUT
+
+    @property
+    def engaged_skip(self) -> bool:
+        """Not sent because an earlier message of the cascade was engaged with (skip_if)."""
+        return self.status == DeliveryStatus.SKIPPED and self.reason == SkipReason.ENGAGED
 
 
 @dataclass
@@ -159,6 +175,8 @@ def load_run(run: Run, *, session: Session, settings: Settings | None) -> RunDat
             .where(Delivery.run_id == run.id).order_by(Delivery.created_at, Delivery.id)):
         s = Send(d.id, d.phase, d.step_index, d.channel, d.status, d.reason,
                  at(d.sent_at or d.created_at), _send_cost(d, settings))
+        if s.engaged_skip and settings:  # priced like a send: the channel's unit cost
+            s.saved = settings.unit_cost(d.channel)
         sends[d.enrollment_id].append(s)
         by_id[s.delivery_id] = s
     for chunk in chunks(list(by_id)):

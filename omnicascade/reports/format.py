@@ -105,6 +105,16 @@ def after_conversion(eco: dict[str, Any]) -> str:
             f"cascade's cost per conversion or ROI)")
 
 
+def saved_by_engagement(eco: dict[str, Any]) -> str:
+    """What `skip_if` saved; "" when it skipped nothing."""
+    a = eco.get("saved_by_engagement") or {}
+    if not a.get("messages"):
+        return ""
+    return (f"saved by engagement: {num(a['messages'])} messages not sent (the customer had "
+            f"engaged with an earlier one: skip_if), {money(a['cost'], a['cost_currency'])} "
+            f"not spent")
+
+
 def incremental_revenue(lift: dict[str, Any]) -> str:
     """`812.40 EUR extra revenue`, or why it is unknown."""
     if lift.get("incremental_revenue") is not None:

@@ -21,6 +21,7 @@ from omnicascade.reports.format import (
     rehearsal,
     revenue,
     roi,
+    saved_by_engagement,
     step,
     total,
 )
@@ -203,29 +204,40 @@ def _economics(r: dict[str, Any]) -> str:
                           money(x["in_cost_currency"], eco["cost_currency"])]
                          for c, x in eco["by_currency"].items()])
     follow_ups = after_conversion(eco)
-    return extra + table + (f'<p class="notes">{e(follow_ups)}.</p>' if follow_ups else "")
+    saved = saved_by_engagement(eco)
+    return extra + table + "".join(f'<p class="notes">{e(line)}.</p>'
+                                   for line in (follow_ups, saved) if line)
+
+
+def sections(r: dict[str, Any]) -> dict[str, str]:
+    """The report's parts as HTML: this page and the web console's run page render them
+    with this one code path (the console serves CSS at /static/report.css)."""
+    return {"kpis": _kpis(r), "verdicts": _verdicts(r),
+            "rates": charts.rates_chart(r) + _variants(r),
+            "funnel": charts.funnel_chart(r) + _funnels(r), "timeline": charts.curve_chart(r),
+            "attribution": charts.attribution_chart(r) + _attribution(r),
+            "economics": _economics(r)}
 
 
 def render_html(r: dict[str, Any]) -> str:
     title = f"{r['campaign']} · report"
     notes = "".join(f"<li>{e(n)}</li>" for n in r["notes"])
+    part = sections(r)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{e(title)}</title><style>{CSS}</style></head><body><main>
 <h1>{e(r['campaign'])}</h1>
 <div class="sub">{e(r['description'])} · run {e(r['run_id'])} · {e(r['status'])} ·
-report generated {e((r['generated_at'] or '')[:16].replace('T', ' '))} UTC{
-    ' (campaign time)' if r['rehearsal'] else ''}</div>
+report generated {e((r['generated_at'] or '')[:16].replace('T', ' '))} UTC</div>
 {f'<div class="rehearsal" id="rehearsal">{e(rehearsal(r))}</div>' if r['rehearsal'] else ''}
-{_kpis(r)}
-<section id="verdicts"><h2>What the numbers say</h2>{_verdicts(r)}</section>
-<section id="rates"><h2>Conversion rate by variant</h2>{charts.rates_chart(r)}
-{_variants(r)}</section>
-<section id="funnel"><h2>Funnel</h2>{charts.funnel_chart(r)}{_funnels(r)}</section>
-<section id="timeline"><h2>Conversion over time</h2>{charts.curve_chart(r)}</section>
+{part["kpis"]}
+<section id="verdicts"><h2>What the numbers say</h2>{part["verdicts"]}</section>
+<section id="rates"><h2>Conversion rate by variant</h2>{part["rates"]}</section>
+<section id="funnel"><h2>Funnel</h2>{part["funnel"]}</section>
+<section id="timeline"><h2>Conversion over time</h2>{part["timeline"]}</section>
 <section id="attribution"><h2>Which message did it (last touch)</h2>
-{charts.attribution_chart(r)}{_attribution(r)}</section>
-<section id="economics"><h2>What each step buys</h2>{_economics(r)}</section>
+{part["attribution"]}</section>
+<section id="economics"><h2>What each step buys</h2>{part["economics"]}</section>
 <section class="notes"><h2>How to read this</h2><ul>{notes}
 <li>Rates carry 95% Wilson intervals; variants are compared with a two-sided
 two-proportion z-test (Newcombe interval for the difference; Holm-adjusted with more than

@@ -18,7 +18,6 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from scipy.stats import norm
 from statsmodels.stats.multitest import multipletests  # type: ignore[import-untyped]
 from statsmodels.stats.power import NormalIndPower  # type: ignore[import-untyped]
@@ -106,14 +105,6 @@ def holm(p_values: Sequence[float | None], alpha: float = ALPHA) -> list[float |
         for (i, _), p in zip(present, adjusted, strict=True):
             out[i] = _f(p, 8)
     return out
-
-
-def percentiles(values: Sequence[float]) -> dict[str, float | None]:
-    """Median and 90th percentile (linear interpolation, numpy's default)."""
-    if not values:
-        return {"median": None, "p90": None}
-    arr = np.asarray(values, dtype=float)
-    return {"median": _f(np.percentile(arr, 50), 4), "p90": _f(np.percentile(arr, 90), 4)}
 
 
 def pts(diff: float) -> str:

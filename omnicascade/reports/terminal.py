@@ -20,6 +20,7 @@ from omnicascade.reports.format import (
     rehearsal,
     revenue,
     roi,
+    saved_by_engagement,
     step,
     total,
 )
@@ -111,6 +112,9 @@ def economics_lines(r: dict[str, Any]) -> list[Text]:
     follow_ups = after_conversion(eco)
     if follow_ups:
         out.append(Text(follow_ups))
+    saved = saved_by_engagement(eco)
+    if saved:
+        out.append(Text(saved))
     return out
 
 

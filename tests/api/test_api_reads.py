@@ -148,7 +148,8 @@ def test_development_generates_a_private_token_once(tmp_path: Path) -> None:
     token = s.api_token_file.read_text().strip()
     assert app.state.api_token == token and len(token) >= 32
     assert stat.S_IMODE(s.api_token_file.stat().st_mode) == 0o600
-    assert sorted(p.name for p in home.iterdir()) == ["api_token"]
+    # and the console's password (api/console), by the same rules
+    assert sorted(p.name for p in home.iterdir()) == ["api_token", "console_password"]
     assert load_settings(env="development", home=home).resolved_api_token(create=True) == token
 
 

@@ -260,3 +260,40 @@ async def test_an_event_the_database_itself_refuses_is_rolled_back_alone(hook, d
             rejected = s.scalars(select(DeliveryEvent).where(
                 DeliveryEvent.event == "rejected")).one()
             assert rejected.data["reason"].startswith("DataError"), rejected.data
+
+
+async def test_machine_opens_are_recorded_flagged_and_reports_count_human_opens(hook):
+    """Apple Mail Privacy Protection (SendGrid's `sg_machine_open`) and an open in the same
+    second as the delivery are stored as `machine_open`: proof of delivery, not an open."""
+    from omnicascade.reports.build import build_report
+    settings, key, http, _temporal, delivery_id, _ = hook
+    t = 1700000000
+    batch = [{"email": FULL["email"], "timestamp": ts, "event": name, "sg_event_id": sg_id,
+              "sg_message_id": "sg-1.filter", "omnicascade_delivery_id": delivery_id,
+              **extra}
+             for ts, name, sg_id, extra in (
+                 (t, "open", "evt-scanner", {}),  # before its delivery was reported
+                 (t, "delivered", "evt-delivered", {}),
+                 (t + 90, "open", "evt-mpp", {"sg_machine_open": True}))]
+    body = json.dumps(batch).encode()
+    r = await http.post("/webhooks/sendgrid", content=body, headers=signed(key, body))
+    assert r.status_code == 200 and r.json()["recorded"] == 3, r.text
+    events, _, _ = _rows(settings)
+    assert [e for _, e in events] == ["machine_open", "delivered", "machine_open"]
+    with session_scope(settings.db_url) as s:
+        data = s.scalars(select(DeliveryEvent.data).order_by(DeliveryEvent.id)).all()
+        run_id = s.scalars(select(Delivery.run_id)).one()
+    assert [d["event"] for d in data] == ["open", "delivered", "open"]  # as SendGrid sent it
+    assert data[2]["sg_machine_open"] is True
+
+    def email_row() -> dict[str, Any]:
+        with session_scope(settings.db_url) as s:
+            report = build_report(run_id, session=s, settings=settings)
+        return report["steps"][0]
+
+    assert (email_row()["delivered"], email_row()["opened"]) == (1, 0)
+    human = json.dumps(_events(delivery_id, "open", timestamp=t + 1800)).encode()
+    r = await http.post("/webhooks/sendgrid", content=human, headers=signed(key, human))
+    assert r.json()["recorded"] == 1
+    assert [e for _, e in _rows(settings)[0]][-1] == "open"
+    assert (email_row()["delivered"], email_row()["opened"]) == (1, 1)

@@ -46,6 +46,11 @@ def test_server_prints_where_everything_is(server):
                       server.log.read_text() else None, "the server's banner")
     assert "Temporal UI" in text and "HTTP API" in text and str(server.home) in text
     assert "API token" in text and str(server.home / "api_token") in text
+    # the web console, served by the same process at /, and where its password is
+    assert f"Console       {server.base}/" in text
+    assert str(server.home / "console_password") in text
+    page = httpx.get(f"{server.base}/", follow_redirects=True, timeout=10)
+    assert page.url.path == "/login" and "Content-Security-Policy" in page.headers
 
 
 def test_audience_launch_cascade_convert_and_inspect(server, tmp_path):

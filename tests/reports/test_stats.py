@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy.stats import chi2_contingency, norm
 
 from omnicascade.reports import stats
+from omnicascade.reports.quantiles import percentiles
 
 # Newcombe (1998) "Two-sided confidence intervals for the single proportion", Stat Med
 # 17:857, Table II, method 3 (Wilson score interval without continuity correction).
@@ -106,8 +110,17 @@ def test_holm_adjustment_by_hand():
 
 
 def test_percentiles_use_linear_interpolation():
-    assert stats.percentiles([float(i) for i in range(1, 11)]) == {"median": 5.5, "p90": 9.1}
-    assert stats.percentiles([]) == {"median": None, "p90": None}
+    assert percentiles([float(i) for i in range(1, 11)]) == {"median": 5.5, "p90": 9.1}
+    assert percentiles([]) == {"median": None, "p90": None}
+    assert percentiles([3.0]) == {"median": 3.0, "p90": 3.0}
+
+
+@given(st.lists(st.floats(0, 1e6), min_size=1, max_size=50))
+def test_percentiles_agree_with_numpy(values):
+    expected = np.percentile(np.asarray(values), [50, 90])
+    got = percentiles(values)
+    assert got["median"] == pytest.approx(round(expected[0], 4), abs=1e-3)
+    assert got["p90"] == pytest.approx(round(expected[1], 4), abs=1e-3)
 
 
 def test_verdict_when_b_wins():
