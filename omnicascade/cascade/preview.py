@@ -138,7 +138,7 @@ def preview(loaded: LoadedCampaign, customer_id: str, *, session: Session,
             elif isinstance(decision, Defer):
                 entry["deferred_from"] = t.astimezone(zone).isoformat()
                 t = decision.until
-            entry["at"] = t.astimezone(zone).isoformat()
+            entry["at"], entry["zone"] = t.astimezone(zone).isoformat(), str(zone)
             entry.update(_render(loaded, step.template, step.channel, cust, event, promo,
                                  variant, str(i), favorite))
             out.append(entry)

@@ -145,14 +145,15 @@ def outbox_table(rows: list[dict[str, Any]]) -> Table:
     return t
 
 
-def _planned(text: str) -> str:
+def _planned(text: str, zone: str | None = None) -> str:
     """A planned local time of the preview (`…T09:00:00+01:00`) as `2026-12-02 09:00
-    (UTC+01:00)`; anything else (`3d after a conversion`) as written."""
+    Europe/Berlin` (the zone named, as every view names it); anything else (`3d after a
+    conversion`) as written."""
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
         return text
-    return f"{at:%Y-%m-%d %H:%M} ({at.tzname() or 'UTC'})"
+    return f"{at:%Y-%m-%d %H:%M} {zone or at.tzname() or 'UTC'}"
 
 
 def preview_messages(items: list[dict[str, Any]]) -> None:
@@ -163,9 +164,9 @@ def preview_messages(items: list[dict[str, Any]]) -> None:
         step = step_label(int(m["step"]) - 1, "follow_up" if m["phase"] != "cascade"
                           else None) if str(m["step"]).isdigit() else f"{m['phase']} {m['step']}"
         console.rule(f"[bold]{m['variant']}{mark} · {step} · {m['channel']}[/] → {to}")
-        when = _planned(m.get("at", ""))
+        when = _planned(m.get("at", ""), m.get("zone"))
         if m.get("deferred_from"):
-            when += f"  (quiet hours: deferred from {_planned(m['deferred_from'])})"
+            when += f"  (quiet hours: deferred from {_planned(m['deferred_from'], m.get('zone'))})"
         if m.get("skipped"):
             when = f"skipped: {reason_label(m['skipped'])}"
         console.print(f"[dim]{when}[/]", highlight=False)

@@ -164,7 +164,7 @@ def test_preview_reads_steps_from_one_and_times_without_microseconds(monkeypatch
     display.preview_messages([
         {"variant": "control", "assigned": True, "phase": "cascade", "step": 1,
          "channel": "email", "to": "a@example.com", "subject": "Hi", "body": "…",
-         "at": "2026-12-02T09:00:00+01:00",
+         "at": "2026-12-02T09:00:00+01:00", "zone": "Europe/Berlin",
          "deferred_from": "2026-12-02T01:41:13.359826+01:00"},
         {"variant": "control", "assigned": True, "phase": "cascade", "step": 2,
          "channel": "sms", "to": None, "body": "…", "skipped": "no_address", "at": ""},
@@ -174,6 +174,6 @@ def test_preview_reads_steps_from_one_and_times_without_microseconds(monkeypatch
     text = console.export_text()
     assert "variant) · step 1 · email" in text and "variant) · step 2 · sms" in text
     assert "all · after 1 · email" in text and "3d after a conversion" in text
-    assert "2026-12-02 09:00 (UTC+01:00)  (quiet hours: deferred from 2026-12-02 01:41 " \
-           "(UTC+01:00))" in text
+    assert "2026-12-02 09:00 Europe/Berlin  (quiet hours: deferred from 2026-12-02 01:41 " \
+           "Europe/Berlin)" in text
     assert "skipped: no address" in text and ".359826" not in text
