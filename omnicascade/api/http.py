@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from omnicascade.api import replay, signature
 from omnicascade.config import Settings
-from omnicascade.db.session import session_scope
+from omnicascade.db.session import read_scope, session_scope
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -113,3 +113,13 @@ async def signed_transaction(request: Request, body: SignedBody[Any],
         return await run_in_threadpool(tx)
     except signature.SignatureError as exc:
         raise ApiError(401, str(exc)) from None
+
+
+async def read_only(request: Request, work: Callable[[Session], T]) -> T:
+    """`work` in a read-only session, off the event loop (the read API and the console)."""
+    url = settings_of(request).db_url
+
+    def run() -> T:
+        with read_scope(url) as session:
+            return work(session)
+    return await run_in_threadpool(run)

@@ -16,10 +16,8 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
-from omnicascade.api.http import ApiError, settings_of
-from omnicascade.db.session import read_scope
+from omnicascade.api.http import ApiError, read_only, settings_of
 from omnicascade.errors import NotFound
 from omnicascade.reports.customers import customer_show
 from omnicascade.reports.promo import promo_code
@@ -58,13 +56,8 @@ async def _read(request: Request, work: Callable[[Session], T], *ids: str) -> T:
     for value in ids:
         if unstorable(value):
             raise ApiError(404, f"no such id {value!r}")
-    url = settings_of(request).db_url
-
-    def run() -> T:
-        with read_scope(url) as session:
-            return work(session)
     try:
-        return await run_in_threadpool(run)
+        return await read_only(request, work)
     except NotFound as exc:
         raise ApiError(404, str(exc)) from None
 

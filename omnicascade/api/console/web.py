@@ -16,7 +16,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from omnicascade.api.console.filters import FILTERS
 from omnicascade.api.console.security import (
@@ -27,9 +26,8 @@ from omnicascade.api.console.security import (
     Sessions,
     same,
 )
-from omnicascade.api.http import ApiError, read_body, settings_of
+from omnicascade.api.http import ApiError, read_body, read_only
 from omnicascade.config import Settings
-from omnicascade.db.session import read_scope
 from omnicascade.errors import ConfigError, NotFound
 
 T = TypeVar("T")
@@ -146,13 +144,8 @@ async def form(request: Request, expected_csrf: str | None) -> dict[str, str]:
 
 async def read(request: Request, work: Callable[[Session], T]) -> T:
     """`work` in a read-only session, off the event loop; NotFound → a 404 page."""
-    url = settings_of(request).db_url
-
-    def run() -> T:
-        with read_scope(url) as session:
-            return work(session)
     try:
-        return await run_in_threadpool(run)
+        return await read_only(request, work)
     except NotFound as exc:
         raise Refused(404, "Not found", str(exc)) from None
 
