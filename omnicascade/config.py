@@ -139,8 +139,10 @@ class Settings(BaseSettings):
     # Unit cost per message (per SMS segment), in cost_currency: reports and `order: cost`.
     cost_email: float = 0.001
     cost_sms: float = 0.05
+    cost_whatsapp: float = 0.03  # a business-initiated (template) conversation message
     cost_telegram: float = 0.0
     cost_push: float = 0.0
+    cost_webhook: float = 0.0
     # The shop's currency: message costs are in it, and so is a conversion amount sent
     # without a currency.
     cost_currency: str = "USD"

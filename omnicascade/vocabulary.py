@@ -10,8 +10,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-CHANNELS = ("email", "sms", "telegram", "push")
-Channel = Literal["email", "sms", "telegram", "push"]
+CHANNELS = ("email", "sms", "whatsapp", "telegram", "push", "webhook")
+Channel = Literal["email", "sms", "whatsapp", "telegram", "push", "webhook"]
+# Channels that need an explicit opt-in (`consent_<channel>: yes`): without it the step is
+# skipped `no_consent`. Every other channel is allowed unless the customer refused it.
+OPT_IN_CHANNELS = frozenset({"whatsapp"})
 
 DEFAULT_VARIANT = "default"  # a campaign without an experiment
 HOLDOUT = "holdout"          # gets no messages; its conversions are the baseline

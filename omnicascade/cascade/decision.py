@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from omnicascade.campaign.model import FrequencyCap, QuietHours
-from omnicascade.customers.model import ADDRESS_FIELD
+from omnicascade.customers.model import ADDRESS_FIELD, consented
 from omnicascade.customers.quiet_hours import customer_zone, quiet_until
 from omnicascade.db.models import Customer
 from omnicascade.vocabulary import CHANNELS, SkipReason
@@ -120,8 +120,8 @@ def _suppressed(s: Situation) -> Decision | None:
 
 def _consent(s: Situation) -> Decision | None:
     assert s.recipient is not None
-    refused = s.recipient.consents.get(s.channel, True) is False
-    return Skip(SkipReason.NO_CONSENT) if refused else None
+    return None if consented(s.recipient.consents, s.channel) \
+        else Skip(SkipReason.NO_CONSENT)
 
 
 def _engaged(s: Situation) -> Decision | None:

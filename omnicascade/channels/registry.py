@@ -49,6 +49,8 @@ class ProviderChoice(BaseSettings):
     sms_provider: str = "outbox"
     telegram_provider: str = "outbox"
     push_provider: str = "outbox"
+    whatsapp_provider: str = "outbox"
+    webhook_provider: str = "outbox"
 
 
 def provider_for(channel: str) -> str:

@@ -3,7 +3,7 @@ and the repository functions over the customers table."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from email_validator import EmailNotValidError, validate_email
@@ -14,16 +14,24 @@ from sqlalchemy.orm import Session
 from omnicascade.db.models import ConversionEvent, Customer, utcnow
 from omnicascade.db.query import chunks, scalars_in
 from omnicascade.validation import storable, time_zone
-from omnicascade.vocabulary import Channel
+from omnicascade.vocabulary import OPT_IN_CHANNELS, Channel
 
 # The customer column that holds each channel's address.
-ADDRESS_FIELD = {"email": "email", "sms": "phone", "telegram": "telegram_chat_id",
-                 "push": "push_token"}
+# WhatsApp reaches the phone number; the webhook channel addresses the customer by id (the
+# shop's receiver knows its customers).
+ADDRESS_FIELD = {"email": "email", "sms": "phone", "whatsapp": "phone",
+                 "telegram": "telegram_chat_id", "push": "push_token", "webhook": "id"}
 
 
 def address_for(customer: Customer | None, channel: str) -> str | None:
     """The customer's address on a channel (None: no customer, or no address there)."""
     return getattr(customer, ADDRESS_FIELD[channel], None) if customer is not None else None
+
+
+def consented(consents: Mapping[str, bool] | None, channel: str) -> bool:
+    """Whether the customer may be messaged on this channel: an opt-in channel (WhatsApp)
+    needs an explicit yes; every other channel is allowed unless refused."""
+    return (consents or {}).get(channel, channel not in OPT_IN_CHANNELS) is True
 
 
 CORE_FIELDS = ("id", "email", "phone", "telegram_chat_id", "push_token", "timezone", "locale")

@@ -42,7 +42,7 @@ BAD = {
     "bad-duration": (("template: t_sms,      wait: 24h", "template: t_sms, wait: 24 hours"),
                      TEMPLATES, "yaml", 9, "'24 hours' is not a duration"),
     "unknown-channel": (("{channel: sms, ", "{channel: fax, "), TEMPLATES, "yaml", 9,
-                        "unknown channel 'fax'; use one of email, sms, telegram, push"),
+                        "unknown channel 'fax'; use one of email, sms, whatsapp, telegram, push, webhook"),
     "missing-template": (("", ""), _no_sms_body(), "yaml", 9, "t_sms.txt.j2 which does not exist"),
     "template-syntax": (("", ""), {**TEMPLATES, "t_telegram.txt.j2": "Hi\n{% if %}\n"},
                         "t_telegram.txt.j2", 2, "template syntax error"),

@@ -13,7 +13,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from omnicascade.clock import LIVE, RunClock, now_utc
-from omnicascade.customers.model import address_for
+from omnicascade.customers.model import address_for, consented
 from omnicascade.db.models import Customer, Delivery, DeliveryEvent, OutboxMessage, Suppression
 from omnicascade.reports.customers import customer_show
 from omnicascade.reports.when import aware, clock_from, local, parse_iso, relative, zone_of
@@ -37,8 +37,8 @@ def channels(customer: Customer, *, session: Session) -> list[dict[str, Any]]:
         address = address_for(customer, channel)
         found = session.scalar(select(Suppression).where(
             Suppression.channel == channel, Suppression.address == address)) if address else None
-        consent = (customer.consents or {}).get(channel)
-        out.append({"channel": channel, "address": address, "consent": consent is not False,
+        out.append({"channel": channel, "address": address,
+                    "consent": consented(customer.consents, channel),
                     "suppressed": found.reason if found else None,
                     "suppressed_at": found.created_at if found else None})
     return out

@@ -17,8 +17,8 @@ from omnicascade.campaign.templates.references import KnownAttributes, check_ref
 from omnicascade.campaign.templates.render import CONTEXT_NAMES, GLOBALS, over_budget, parse
 
 PARTS = {"body": ".txt.j2", "subject": ".subject.j2", "html": ".html.j2", "title": ".title.j2"}
-REQUIRED = {"email": ("body", "subject"), "sms": ("body",), "telegram": ("body",),
-            "push": ("body", "title")}
+REQUIRED = {"email": ("body", "subject"), "sms": ("body",), "whatsapp": ("body",),
+            "telegram": ("body",), "push": ("body", "title"), "webhook": ("body",)}
 OPTIONAL = {"email": ("html",)}
 
 
