@@ -16,13 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -33,18 +30,16 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.bare import BareCascade, BareNoop, bare_noop
+from bench.stack import Stack
 from omnicascade.api.signature import HEADER, sign
 from omnicascade.campaign.load import load_campaign
 from omnicascade.cascade.launch import launch
 from omnicascade.config import Settings
 from omnicascade.customers.model import CustomerIn, upsert_customers
-from omnicascade.db.migrate import upgrade
 from omnicascade.db.models import Delivery, Enrollment, OutboxMessage
 from omnicascade.db.session import read_scope, session_scope
 from omnicascade.reports.runs import sends_after_conversion
-from omnicascade.runtime.server import dev_server_args, free_port
 
-OMNI = str(Path(sysconfig.get_path("scripts")) / "omnicascade")
 TEMPLATES = {"b.subject.j2": "Hi {{ customer.first_name }}", "b.txt.j2": "Code {{ promo.code }}",
              "b.title.j2": "Hey"}
 
@@ -93,75 +88,6 @@ async def baseline_cascade(client: Client, n: int, wait_s: float) -> float:
         await bounded(start(i) for i in range(n))
         await bounded(h.result() for h in handles)
         return n / (time.perf_counter() - t)
-
-
-# ---- omnicascade -----------------------------------------------------------------------
-
-class Stack:
-    """Temporal dev server (the embedded stack's settings), `omnicascade worker` process(es)
-    and one `omnicascade api` process."""
-
-    def __init__(self, home: Path):
-        self.home = home
-        self.port, self.api_port = free_port(), free_port()
-        # Only worker sizing passes through from the caller's environment.
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICASCADE_")
-                    or k.startswith("OMNICASCADE_WORKER_")}
-        self.env.update(OMNICASCADE_HOME=str(home), OMNICASCADE_WEBHOOK_SECRET="b" * 40,
-                        OMNICASCADE_TEMPORAL_ADDRESS=f"127.0.0.1:{self.port}",
-                        OMNICASCADE_API_PORT=str(self.api_port))
-        self.settings = Settings(home=home, webhook_secret="b" * 40,
-                                 temporal_address=f"127.0.0.1:{self.port}",
-                                 api_port=self.api_port)
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, workers: int = 1) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        args = dev_server_args(self.port, self.home / "temporal.db")
-        self.procs["temporal"] = subprocess.Popen(args + ["--headless", "--log-level", "error"],
-                                                  stdout=subprocess.DEVNULL,
-                                                  stderr=subprocess.DEVNULL)
-        upgrade(self.settings.db_url)
-        log = open(self.home / "procs.log", "ab")  # noqa: SIM115
-        commands = {f"worker{i + 1}": "worker" for i in range(workers)} | {"api": "api"}
-        for name, command in commands.items():
-            self.procs[name] = subprocess.Popen([OMNI, command], env=self.env, stdout=log,
-                                                stderr=subprocess.STDOUT)
-
-    async def wait_ready(self) -> Client:
-        for _ in range(300):
-            try:
-                client = await Client.connect(self.settings.temporal_address)
-                r = httpx.get(f"http://127.0.0.1:{self.api_port}/health", timeout=1)
-                if r.status_code == 200:
-                    return client
-            except Exception:  # noqa: BLE001 — still starting
-                pass
-            await asyncio.sleep(0.2)
-        raise SystemExit("the stack did not come up; see " + str(self.home / "procs.log"))
-
-    def peak_rss_mb(self, name: str) -> float:
-        for line in Path(f"/proc/{self.procs[name].pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-        return 0.0
-
-    def logged_errors(self) -> int:
-        """Tracebacks and ERROR lines the worker(s) and API printed (Temporal's deadlock
-        detector, failed activities, reconciler failures …)."""
-        text = (self.home / "procs.log").read_text(errors="replace")
-        return sum(1 for line in text.splitlines()
-                   if line.startswith("Traceback") or " ERROR " in line
-                   or line.startswith("ERROR"))
-
-    def stop(self) -> None:
-        for p in self.procs.values():
-            p.terminate()
-        for p in self.procs.values():
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
 
 
 def write_campaign(folder: Path, name: str, wait: str) -> Path:

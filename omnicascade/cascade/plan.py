@@ -6,6 +6,7 @@ from __future__ import annotations
 from omnicascade.campaign.load import spec_from_snapshot
 from omnicascade.campaign.model import CampaignSpec
 from omnicascade.campaign.variants import variant_steps
+from omnicascade.channels.queues import send_queue
 from omnicascade.config import Settings
 from omnicascade.db.models import Enrollment, Run
 from omnicascade.vocabulary import DEFAULT_VARIANT, FOLLOW_UP_PREFIX, HOLDOUT, Phase
@@ -44,6 +45,8 @@ def plan(spec: CampaignSpec, variant: str = DEFAULT_VARIANT,
 
 def cascade_input(run: Run, enrollment: Enrollment, settings: Settings) -> CascadeInput:
     steps, follow = plan(run_spec(run), enrollment.variant, enrollment.channel_order)
+    for step in (*steps, *follow):  # a rate-limited channel sends on its own queue
+        step.task_queue = send_queue(settings.task_queue, step.channel)
     return CascadeInput(enrollment_id=enrollment.id, run_id=run.id, campaign=run.campaign,
                         customer_id=enrollment.customer_id, steps=steps, follow_ups=follow,
                         holdout=enrollment.variant == HOLDOUT,

@@ -5,7 +5,8 @@ A send waits for its slot only while that is short (`max_wait_s`, well inside th
 timeout). A slot further away is *held* for that delivery and the send is answered with
 RetryableSendError(retry_after=…) before the provider is called, so the ledger records
 `retrying`, Temporal reschedules the attempt for the slot, and nothing is dropped or left
-half-sent. The limit is per worker process: with N workers configure rate/N.
+half-sent. The limit is per worker process; a limit across all workers is a channel's own
+task queue (channels/queues.py, OMNICASCADE_<CHANNEL>_RATE).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ whose workflow was never started). Both are idempotent, so running it anywhere i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from temporalio.client import Client
@@ -15,6 +16,7 @@ from omnicascade.activities.deliver import DeliverActivities
 from omnicascade.activities.record import RecordActivities
 from omnicascade.cascade.reconcile import reconcile_forever
 from omnicascade.channels.base import Channel
+from omnicascade.channels.queues import send_queues
 from omnicascade.channels.registry import build_channels
 from omnicascade.config import Settings
 from omnicascade.runtime.gc_watch import freeze_startup_heap, watch_gc_pauses
@@ -35,8 +37,11 @@ STRICT_RUNNER = SandboxedWorkflowRunner()
 
 
 def build_worker(client: Client, settings: Settings,
-                 channels: dict[str, Channel] | None = None) -> Worker:
-    deliver = DeliverActivities(settings, channels or build_channels(settings))
+                 channels: dict[str, Channel] | None = None,
+                 deliver: DeliverActivities | None = None) -> Worker:
+    """The cascade worker: workflows, and the sends of every channel without a queue of
+    its own (it registers deliver_step either way)."""
+    deliver = deliver or DeliverActivities(settings, channels or build_channels(settings))
     record = RecordActivities(settings)
     return Worker(client, task_queue=settings.task_queue, workflows=[CustomerCascade],
                   activities=[deliver.deliver_step, record.finish_enrollment],
@@ -47,12 +52,27 @@ def build_worker(client: Client, settings: Settings,
                   max_cached_workflows=settings.worker_max_cached_workflows)
 
 
+def build_workers(client: Client, settings: Settings,
+                  channels: dict[str, Channel] | None = None) -> list[Worker]:
+    """The cascade worker, plus one per rate-limited channel (channels/queues.py) polling
+    that channel's send queue. The queue's dispatch rate is set server-side by every poller
+    alike, so the provider's limit holds for any number of worker processes."""
+    deliver = DeliverActivities(settings, channels or build_channels(settings))
+    sends = [Worker(client, task_queue=queue, activities=[deliver.deliver_step],
+                    max_task_queue_activities_per_second=rate,
+                    max_concurrent_activities=settings.worker_max_concurrent_activities)
+             for queue, rate in send_queues(settings.task_queue).values()]
+    return [build_worker(client, settings, deliver=deliver), *sends]
+
+
 async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
-    worker = build_worker(client, settings)
+    workers = build_workers(client, settings)
     watch_gc_pauses()
     log.debug("worker: %d startup objects kept out of garbage collections",
               freeze_startup_heap())
     reconciler = asyncio.create_task(reconcile_forever(client, settings))
-    async with worker:
+    async with contextlib.AsyncExitStack() as running:
+        for worker in workers:
+            await running.enter_async_context(worker)
         await stop.wait()
     reconciler.cancel()

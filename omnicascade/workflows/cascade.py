@@ -11,7 +11,8 @@ follow-ups included — and records it stopped or exited; a send already in flig
 nothing starts after. `pause` holds sends (waits keep running; a conversion or a stop still
 ends the cascade); `resume` attempts the held step at once, re-checked by the activity. The
 signals only make this prompt: the activity reads the run's status before every send, and a
-send it holds (a deferral with reason `paused`) is held here the same way.
+send it holds (a deferral with reason `paused`) is held here the same way. A step planned
+with a task queue (a rate-limited channel, behind `PATCH_SEND_QUEUES`) sends on that queue.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_DELIVER,
         ACTIVITY_FINISH,
         PATCH_RUN_CONTROL,
+        PATCH_SEND_QUEUES,
         QUERY_PROGRESS,
         SIGNAL_CONVERSION,
         SIGNAL_PAUSE,
@@ -74,8 +76,7 @@ class CustomerCascade:
 
     @workflow.signal(name=SIGNAL_STEP_FAILED)
     def step_failed(self, step_key: str) -> None:
-        """A provider reported a permanent failure after accepting the message (e.g. an
-        email bounce): stop waiting on that step and move to the next channel at once."""
+        """A permanent failure after the provider accepted it (a bounce): move on at once."""
         self._failed_steps.add(step_key)
 
     @workflow.signal(name=SIGNAL_STOP)
@@ -185,9 +186,8 @@ class CustomerCascade:
 
     async def _deliver(self, inp: CascadeInput, step: StepPlan,
                        completes: bool = False) -> DeliverResult:
-        """Deliver a step, honouring quiet-hour deferrals (a durable timer in the workflow,
-        interrupted by a conversion for cascade steps, and by a stop) and holding it while
-        the run is paused."""
+        """Deliver a step, honouring deferrals (a durable timer, cut short by a stop and,
+        for cascade steps, a conversion) and holding it while the run is paused."""
         while True:
             if self._controls:
                 await self._hold(inp, step)
@@ -208,8 +208,8 @@ class CustomerCascade:
                 return result
             until = datetime.fromisoformat(result.defer_until)
             delay = max(until - workflow.now(), timedelta(seconds=1))
-            self._state = f"step {step.key} ({step.channel}) deferred by quiet hours until " \
-                          f"{result.defer_until}"
+            self._state = f"step {step.key} ({step.channel}) deferred " \
+                          f"({result.reason or 'quiet_hours'}) until {result.defer_until}"
             if step.phase == Phase.CASCADE:
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(lambda: self._converted or self._stopped(),
@@ -222,10 +222,8 @@ class CustomerCascade:
 
     async def _hold(self, inp: CascadeInput, step: StepPlan) -> None:
         """While the run is paused start no send: wait for a resume, a stop or (cascade
-        steps) a conversion, or until it is time to ask the activity again (the database
-        is the truth: a lost resume signal only delays the send). Each recheck that finds
-        the run still paused doubles the next wait, up to pause_recheck_max_s, so a long
-        pause costs a few activities a day, not one every few minutes."""
+        steps) a conversion, or until it is time to ask the activity again (the database is
+        the truth). Each recheck doubles the next wait, up to pause_recheck_max_s."""
         if not self._paused or self._ends(step):
             return
         self._state = f"step {step.key} ({step.channel}) held: run paused"
@@ -239,8 +237,7 @@ class CustomerCascade:
         return self._controls and self._stop is not None
 
     def _ends(self, step: StepPlan) -> bool:
-        """Whether this step must not be sent any more: a stop; for cascade steps, a
-        conversion."""
+        """Whether this step must not be sent: a stop; for cascade steps, a conversion."""
         return self._stopped() or (step.phase == Phase.CASCADE and self._converted)
 
     def _guard_stopped(self, result: DeliverResult) -> bool:
@@ -282,9 +279,12 @@ class CustomerCascade:
 
     async def _deliver_once(self, inp: CascadeInput, step: StepPlan,
                             completes: bool) -> DeliverResult:
+        # A rate-limited channel's own queue (only steps planned with one ask for the patch)
+        queue = step.task_queue if step.task_queue and workflow.patched(PATCH_SEND_QUEUES) \
+            else None
         return await workflow.execute_activity(
             ACTIVITY_DELIVER, DeliverInput(inp.enrollment_id, step, completes),
-            result_type=DeliverResult,
+            result_type=DeliverResult, task_queue=queue,
             start_to_close_timeout=timedelta(seconds=inp.send_timeout_s),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=inp.send_initial_retry_s),
                                      backoff_coefficient=2.0,

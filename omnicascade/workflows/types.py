@@ -10,6 +10,7 @@ SIGNAL_STOP = "stop"      # StopSignal: end now (run stopped, version replaced, 
 SIGNAL_PAUSE = "pause"    # hold sends until resumed; waits keep running
 SIGNAL_RESUME = "resume"  # held sends go out, each re-checked
 PATCH_RUN_CONTROL = "run-control"  # workflow.patched(): stop/pause/resume handling
+PATCH_SEND_QUEUES = "send-queues"  # workflow.patched(): a step's sends on its own task queue
 QUERY_PROGRESS = "progress"
 ACTIVITY_DELIVER = "deliver_step"
 ACTIVITY_FINISH = "finish_enrollment"
@@ -23,6 +24,9 @@ class StepPlan:
     template: str
     wait_s: int       # cascade: wait for a conversion after sending; follow-up: delay before
     phase: str = "cascade"  # cascade | follow_up
+    # The task queue the send runs on (a rate-limited channel's, channels/queues.py);
+    # None: the cascade's own. Old histories have none, so they replay as they ran.
+    task_queue: str | None = None
 
 
 @dataclass

@@ -10,7 +10,9 @@ Histories are evidence about the code that recorded them: once committed they ar
 re-recorded. A new shape (or a new version of the workflow) gets new files; the replay
 test runs every file against the current code, so a change that is not replay-safe fails.
 `v0/` holds the shapes of the workflow before run control; `v1/` the run-control shapes
-(stop, pause/resume, exit), recorded with the `run-control` patch marker:
+(stop, pause/resume, exit), recorded with the `run-control` patch marker; `v2/` a send on
+a rate-limited channel's own queue (`send-queues` marker; record with
+OMNICASCADE_SMS_RATE=50 set). The v1 command:
 
     python -m tests.workflows.record_histories tests/workflows/histories/v1 \
         stopped stopped_follow_up stop_guard paused_resumed exited
@@ -19,6 +21,7 @@ test runs every file against the current code, so a change that is not replay-sa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import sysconfig
@@ -112,7 +115,7 @@ class Recorder:
             if progress["state"].startswith(prefix):
                 return
             await asyncio.sleep(0.02)
-        raise AssertionError(f"never reached {prefix!r}")
+        raise AssertionError(f"never reached {prefix!r}: {progress}")
 
     async def delivery(self, delivery_id: str, status: str) -> None:
         from omnicascade.db.models import Delivery
@@ -274,18 +277,31 @@ async def keyed(r: Recorder) -> WorkflowHandle:
     return h
 
 
+async def send_queue(r: Recorder) -> WorkflowHandle:
+    """SMS rate-limited (record with OMNICASCADE_SMS_RATE set): the SMS is sent on the SMS
+    queue (the `send-queues` marker), converted during the wait after it."""
+    from omnicascade.channels.queues import send_queue as queue_of
+    assert queue_of(r.settings.task_queue, "sms"), "set OMNICASCADE_SMS_RATE to record this"
+    r.customer("paced", **FULL)
+    steps = STEPS.replace("sms,      template: s, wait: 24h", "sms,      template: s, wait: 3650d")
+    h = await r.start(r.campaign("paced", BASE + steps), "paced")
+    await r.state(h, "waiting after step 1")
+    await r.convert("paced", "paced-order")
+    return h
+
+
 SHAPES: dict[str, Scenario] = {
     "plain": plain, "converted_mid_wait": converted_mid_wait, "follow_up": follow_up,
     "quiet_hours": quiet_hours, "holdout": holdout, "skipped_and_failed": skipped_and_failed,
     "guard_2": guard_2, "stopped": stopped, "stopped_follow_up": stopped_follow_up,
     "stop_guard": stop_guard, "paused_resumed": paused_resumed, "exited": exited,
-    "keyed": keyed,
+    "keyed": keyed, "send_queue": send_queue,
 }
 
 
 async def record(out: Path, names: list[str]) -> None:
     from omnicascade.channels.outbox import OutboxChannel
-    from omnicascade.runtime.worker import build_worker
+    from omnicascade.runtime.worker import build_workers
 
     out.mkdir(parents=True, exist_ok=True)
     env = await WorkflowEnvironment.start_local(
@@ -299,10 +315,12 @@ async def record(out: Path, names: list[str]) -> None:
                                 send_initial_retry_s=0.05, pause_recheck_s=0.5)
             upgrade(settings.db_url)
             outbox = OutboxChannel(settings.db_url)
-            worker = build_worker(env.client, settings,
-                                  {c: outbox for c in ("email", "sms", "telegram", "push")})
+            workers = build_workers(env.client, settings,
+                                    {c: outbox for c in ("email", "sms", "telegram", "push")})
             recorder = Recorder(env.client, settings, Path(tmp))
-            async with worker:
+            async with contextlib.AsyncExitStack() as running:
+                for worker in workers:
+                    await running.enter_async_context(worker)
                 for name in names:
                     h = await SHAPES[name](recorder)
                     result = await asyncio.wait_for(h.result(), 300)

@@ -4,7 +4,8 @@ reaches cascades in flight. `histories/v0/` was recorded with the workflow code 
 before the restructure (commit c801714) — no run-control patch marker, so they also prove
 that cascades started before run control keep their old path; `histories/v1/` with run
 control (the `run-control` marker): stop mid-wait, stop during a follow-up's delay, a stop
-only the send-time guard saw, pause and resume across a wait, an exit event.
+only the send-time guard saw, pause and resume across a wait, an exit event; `histories/v2/`
+an SMS sent on its rate-limited channel's own task queue (the `send-queues` marker).
 Record new ones with `python -m tests.workflows.record_histories DIR [SHAPE ...]`."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from temporalio.workflow import NondeterminismError
 
 from omnicascade.runtime.worker import FAST_RUNNER, STRICT_RUNNER
 from omnicascade.workflows.cascade import CustomerCascade
-from omnicascade.workflows.types import PATCH_RUN_CONTROL
+from omnicascade.workflows.types import PATCH_RUN_CONTROL, PATCH_SEND_QUEUES
 
 HERE = Path(__file__).parent / "histories"
 HISTORIES = sorted(HERE.glob("*/*.json"))
@@ -56,6 +57,11 @@ def test_every_run_control_shape_is_committed_with_its_patch_marker():
     assert {p.stem for p in HERE.glob("v1/*.json")} == V1_SHAPES
     assert all(_patches(p) == {PATCH_RUN_CONTROL} for p in HERE.glob("v1/*.json"))
     assert not any(_patches(p) for p in HERE.glob("v0/*.json"))  # the old path replays
+
+
+def test_the_send_queue_shape_is_committed_with_both_markers():
+    assert {p.stem for p in HERE.glob("v2/*.json")} == {"send_queue"}
+    assert _patches(HERE / "v2" / "send_queue.json") == {PATCH_RUN_CONTROL, PATCH_SEND_QUEUES}
 
 
 @pytest.mark.parametrize("runner", [FAST_RUNNER, STRICT_RUNNER], ids=["fast", "strict"])
