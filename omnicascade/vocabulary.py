@@ -82,6 +82,7 @@ class SkipReason(StrEnum):
     STOPPED = "stopped"        # the run was stopped, or the cascade stopped or exited
     PAUSED = "paused"          # a deferral, not a skip: the run is paused, the send is held
     ENGAGED = "engaged"        # `skip_if`: an earlier message of the cascade was engaged with
+    SEND_TIME = "send_time"    # a deferral, not a skip: `send_time: best` waits for the best hour
 
 
 class ExitReason(StrEnum):
@@ -103,6 +104,7 @@ REASON_LABELS: dict[str, str] = {
     SkipReason.STOPPED: "run stopped",
     SkipReason.PAUSED: "held while paused",
     SkipReason.ENGAGED: "already engaged",
+    SkipReason.SEND_TIME: "best send time",
     ExitReason.REPLACED: "replaced by a newer version",
 }
 

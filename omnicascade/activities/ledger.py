@@ -31,6 +31,7 @@ from omnicascade.cascade.decision import (
 )
 from omnicascade.cascade.entries import converted_since
 from omnicascade.cascade.plan import run_spec
+from omnicascade.cascade.send_history import ledger_send_time
 from omnicascade.clock import LIVE, RunClock, clock_of
 from omnicascade.customers.consent import forget_address, load_suppressed, suppress
 from omnicascade.customers.model import customer_dict, customer_orders
@@ -126,7 +127,8 @@ def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
     on the run's clock (a rehearsal's campaign time). The run's and the enrollment's status
     are read here too: a stopped run or an ended cascade skips the step, a paused run holds
     it for up to `recheck_s`. With `engagement`, a step with a `skip_if` reads what the
-    cascade's earlier messages were engaged with (the last guard, `claim`, does not ask
+    cascade's earlier messages were engaged with, and a step with `send_time: best` the
+    engagement history its best hour is chosen from (the last guard, `claim`, asks neither
     again: the attempt's first decision already did, milliseconds before)."""
     step = inp.step
     delivery_id = f"{inp.enrollment_id}:{step.key}"
@@ -166,7 +168,9 @@ def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
                                             step.channel, session=session, lock=lock,
                                             clock=clock),
         skip_if=skip_if, engaged=engaged_before(enrollment.id, delivery_id, skip_if,
-                                                session=session) if skip_if else frozenset())
+                                                session=session) if skip_if else frozenset(),
+        send_time=ledger_send_time(spec, enrollment.variant, step, row, customer, clock,
+                                   session=session) if engagement else None)
     facts.run_id, facts.spec = run.id, spec
     facts.clock, facts.sends_live = clock, bool(run.sends_live)
     facts.templates = run.snapshot["templates"].get(step.template, {})

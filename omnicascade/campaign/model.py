@@ -9,35 +9,31 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PlainSerializer,
     field_validator,
     model_validator,
 )
 
-from omnicascade.campaign.durations import format_duration, parse_duration
+from omnicascade.campaign.durations import parse_duration
+from omnicascade.campaign.steps import (
+    DEFAULT_MAX_DELAY_S,
+    DEFAULT_MIN_EVENTS,
+    Duration,
+    FollowUp,
+    SendTimeMode,
+    SendTimePolicy,
+    Step,
+    _Model,
+    send_time_policy,
+)
 from omnicascade.validation import time_zone
-from omnicascade.vocabulary import DEFAULT_VARIANT, HOLDOUT, Channel, Engagement
+from omnicascade.vocabulary import DEFAULT_VARIANT, HOLDOUT, Channel
 
-Duration = Annotated[int, BeforeValidator(parse_duration),
-                     PlainSerializer(format_duration, return_type=str, when_used="json")]
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 RANDOM_PART = re.compile(r"\{random:(\d+)\}")
-_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-def _plain_name(v: str) -> str:
-    """A template is named, never pathed: its files live in the templates folder."""
-    if not _TEMPLATE_NAME.match(v):
-        raise ValueError(f"{v!r} is not a template name: use letters, digits, '.', '-' and "
-                         f"'_' (the files are looked up in the templates folder)")
-    return v
-
-
 def _inside(v: str | None) -> str | None:
     """templates_dir is a folder inside the campaign's folder, written relative to it."""
     if v is not None and (v.startswith(("/", "\\", "~")) or ":" in v
@@ -45,9 +41,6 @@ def _inside(v: str | None) -> str | None:
         raise ValueError(f"{v!r} is not inside the campaign's folder: write a relative path "
                          f"without '..', e.g. templates")
     return v
-
-
-TemplateName = Annotated[str, AfterValidator(_plain_name)]
 
 
 def _percent(value: object) -> float:
@@ -64,10 +57,6 @@ def _percent(value: object) -> float:
 # (0.5 → 50%), so a snapshot of `holdout: 0.5%` would otherwise come back as 50%.
 Percent = Annotated[float, BeforeValidator(_percent),
                     PlainSerializer(lambda v: f"{v}%", return_type=str, when_used="json")]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -169,19 +158,6 @@ class Promo(_Model):
         return v
 
 
-class Step(_Model):
-    channel: Channel
-    template: TemplateName
-    wait: Duration = 0
-    skip_if: list[Engagement] = Field(default_factory=list)  # engaged earlier: skip at once
-
-
-class FollowUp(_Model):
-    channel: Channel
-    template: TemplateName
-    delay: Duration = 0
-
-
 class QuietHours(_Model):
     start: str
     end: str
@@ -244,6 +220,10 @@ class CampaignSpec(_Model):
     experiment: Experiment | None = None
     order: Order = "as_written"
     timezone: str | None = None
+    # send-time optimisation for every cascade step (a step's own `send_time` wins)
+    send_time: SendTimeMode = "scheduled"
+    max_delay: Duration = DEFAULT_MAX_DELAY_S
+    send_time_min_events: int = Field(DEFAULT_MIN_EVENTS, ge=1)
     templates_dir: Annotated[str | None, AfterValidator(_inside)] = None
 
     @field_validator("campaign")
@@ -265,6 +245,11 @@ class CampaignSpec(_Model):
             raise ValueError("conversion.match: key needs trigger.key (the event data field "
                              "that tells one entry from another, e.g. cart_id)")
         return self
+
+    def send_time_for(self, step: Step) -> SendTimePolicy | None:
+        """The send-time optimisation of a cascade step (None: sent when due)."""
+        return send_time_policy(step, self.send_time, self.max_delay,
+                                self.send_time_min_events)
 
     @property
     def reentry_s(self) -> int | None:

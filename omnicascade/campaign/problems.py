@@ -97,6 +97,9 @@ def explain(err: Mapping[str, Any]) -> str:
     if kind == "literal_error" and "skip_if" in loc:
         return (f"unknown skip_if value {err['input']!r}; use one of "
                 f"{', '.join(ENGAGEMENTS)}")
+    if kind == "literal_error" and name == "send_time":
+        return (f"unknown send_time value {err['input']!r}; use best (each customer's best "
+                f"hour, at most max_delay later) or scheduled")
     if kind == "literal_error":
         return f"{err['input']!r} is not allowed here; {err['msg'].lower()}"
     if kind in ("too_short",) and isinstance(err.get("input"), list):

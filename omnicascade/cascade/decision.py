@@ -7,11 +7,18 @@ facts (`Situation`) and record the answer.
 
 The guards ask in order, and the first that objects decides:
 converted → stopped → paused → no address → unsubscribed → no consent → engaged (the
-step's `skip_if`) → quiet hours → frequency cap. `engaged` comes after the reach guards, so
-a step skipped as engaged is one that would otherwise have gone out (what reports count as
-saved). A stopped run (or a cascade that was stopped or exited) skips the step; a
-paused run holds it (a deferral with reason `paused`, asked again at `hold_until` or on
-resume), so nothing goes out while paused and nothing is lost either.
+step's `skip_if`) → send time → quiet hours → frequency cap. `engaged` comes after the reach
+guards, so a step skipped as engaged is one that would otherwise have gone out (what
+reports count as saved). `send_time: best` defers the step to the customer's best hour
+(cascade/send_time.py) after every skip had its say, so a step that will be skipped is
+never held for nothing; it picks an hour outside quiet hours (and steps aside when quiet
+hours in `skip` mode would skip the step now), and the cap is counted when the send
+actually happens. Asked again at that hour, the guard keeps the instant the ledger
+recorded and lets it through: a step is deferred for its send time once.
+
+A stopped run (or a cascade that was stopped or exited) skips the step; a paused run holds
+it (a deferral with reason `paused`, asked again at `hold_until` or on resume), so nothing
+goes out while paused and nothing is lost either.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from omnicascade.campaign.model import FrequencyCap, QuietHours
+from omnicascade.cascade.send_time import SendTimeFacts, choose
 from omnicascade.customers.model import ADDRESS_FIELD, consented
 from omnicascade.customers.quiet_hours import customer_zone, quiet_until
 from omnicascade.db.models import Customer
@@ -40,7 +49,8 @@ class Skip:
 @dataclass(frozen=True)
 class Defer:
     until: datetime  # aware, UTC
-    reason: SkipReason = SkipReason.QUIET_HOURS  # or PAUSED: held until the run resumes
+    # or PAUSED: held until the run resumes; SEND_TIME: held for the customer's best hour
+    reason: SkipReason = SkipReason.QUIET_HOURS
 
 
 Decision = Send | Skip | Defer
@@ -81,6 +91,7 @@ class Situation:
     sends_in_cap_window: int | None = None        # None: not counted (preview, ordering)
     skip_if: frozenset[str] = frozenset()         # the step's `skip_if` engagements
     engaged: frozenset[str] = frozenset()         # those recorded on an earlier message
+    send_time: SendTimeFacts | None = None        # `send_time: best` (None: as scheduled)
 
     @property
     def address(self) -> str | None:
@@ -128,12 +139,38 @@ def _engaged(s: Situation) -> Decision | None:
     return Skip(SkipReason.ENGAGED) if s.skip_if & s.engaged else None
 
 
+def zone_of(s: Situation) -> ZoneInfo:
+    """The customer's time zone (quiet_hours.customer_zone)."""
+    r = s.recipient
+    return customer_zone(r.timezone if r else None, r.phone if r else None,
+                         s.campaign_timezone)
+
+
+# A send-time deferral whose instant is this close is due: the run's clock maps a
+# rehearsal's wall-clock timer back to campaign time with rounding.
+SEND_TIME_SLACK = timedelta(minutes=1)
+
+
+def _send_time(s: Situation) -> Decision | None:
+    facts = s.send_time
+    if facts is None:
+        return None
+    if facts.planned is not None:  # deferred once already: wait for that instant, then send
+        return Defer(facts.planned, SkipReason.SEND_TIME) \
+            if facts.planned > s.now + SEND_TIME_SLACK else None
+    zone = zone_of(s)
+    quiet = s.quiet_hours
+    if quiet is not None and quiet.mode == "skip" and \
+            quiet_until(s.now, zone, quiet.start, quiet.end) is not None:
+        return None  # quiet hours skip the step: that skip wins
+    choice = choose(s.now, zone, facts, quiet)
+    return Defer(choice.at, SkipReason.SEND_TIME) if choice.at > s.now else None
+
+
 def _quiet_hours(s: Situation) -> Decision | None:
     if s.quiet_hours is None:
         return None
-    r = s.recipient
-    zone = customer_zone(r.timezone if r else None, r.phone if r else None,
-                         s.campaign_timezone)
+    zone = zone_of(s)
     until = quiet_until(s.now, zone, s.quiet_hours.start, s.quiet_hours.end)
     if until is None:
         return None
@@ -148,12 +185,12 @@ def _frequency_cap(s: Situation) -> Decision | None:
 
 
 REACH: Sequence[Guard] = (_address, _suppressed, _consent)
-GUARDS: Sequence[Guard] = (_converted, _stopped, _paused, *REACH, _engaged, _quiet_hours,
-                           _frequency_cap)
+GUARDS: Sequence[Guard] = (_converted, _stopped, _paused, *REACH, _engaged, _send_time,
+                           _quiet_hours, _frequency_cap)
 # What a message planned ahead (campaign preview) will meet at its time: a conversion, a
 # stop or pause, engagement and the cap depend on what happens before it, so the plan
 # assumes none.
-PLANNED: Sequence[Guard] = (*REACH, _quiet_hours)
+PLANNED: Sequence[Guard] = (*REACH, _send_time, _quiet_hours)
 
 
 def decide(s: Situation, guards: Sequence[Guard] = GUARDS) -> Decision:

@@ -33,6 +33,8 @@ from omnicascade.cascade.decision import (
     reachable,
 )
 from omnicascade.cascade.plan import follow_up_key
+from omnicascade.cascade.send_history import send_time_facts
+from omnicascade.cascade.send_time import Choice, choose
 from omnicascade.channels.sms_segments import segments
 from omnicascade.config import Settings
 from omnicascade.customers.consent import load_suppressed
@@ -46,7 +48,7 @@ from omnicascade.customers.model import (
 from omnicascade.customers.quiet_hours import customer_zone
 from omnicascade.db.models import Customer
 from omnicascade.errors import NotFound
-from omnicascade.vocabulary import CHANNELS, DEFAULT_VARIANT, HOLDOUT, Phase
+from omnicascade.vocabulary import CHANNELS, DEFAULT_VARIANT, HOLDOUT, Phase, SkipReason
 
 
 def _render(loaded: LoadedCampaign, template: str, channel: str, cust: dict[str, Any],
@@ -84,6 +86,13 @@ def may_skip(skip_if: Sequence[str]) -> str:
     return (f"may be skipped (engaged): not sent if an earlier message of the cascade was "
             f"{' or '.join(skip_if)} by then; decided at send time, and then the cascade "
             f"moves on at once")
+
+
+def send_time_entry(choice: Choice, zone: Any) -> dict[str, Any]:
+    """What preview (and its JSON) says of a step with `send_time: best`: the chosen local
+    time, where it came from (customer, audience, scheduled) and why."""
+    return {"at": choice.at.astimezone(zone).isoformat(), "source": choice.source,
+            "why": choice.why}
 
 
 def _preview_promo(spec: CampaignSpec, variant: str) -> dict[str, Any]:
@@ -127,17 +136,29 @@ def preview(loaded: LoadedCampaign, customer_id: str, *, session: Session,
                                      "channel": step.channel, "template": step.template,
                                      "wait": format_duration(step.wait),
                                      "to": cust.get(ADDRESS_FIELD[step.channel])}
+            policy = spec.send_time_for(step)
+            timing = send_time_facts(policy, step.channel, customer, spec.timezone,
+                                     session=session) if policy else None
             decision = decide(Situation(step.channel, recipient, t,
                                         quiet_hours=spec.quiet_hours,
-                                        campaign_timezone=spec.timezone), PLANNED)
+                                        campaign_timezone=spec.timezone,
+                                        send_time=timing), PLANNED)
             if isinstance(decision, Skip):
                 entry["skipped"] = decision.reason.value
-            elif step.skip_if:  # engagement happens later: planned, not known in advance
-                entry["skip_if"] = list(step.skip_if)
-                entry["may_skip"] = may_skip(step.skip_if)
-            elif isinstance(decision, Defer):
-                entry["deferred_from"] = t.astimezone(zone).isoformat()
-                t = decision.until
+            else:
+                if timing is not None:  # the best hour, chosen outside quiet hours
+                    entry["send_time"] = send_time_entry(
+                        choose(t, zone, timing, spec.quiet_hours), zone)
+                deferral = decision if isinstance(decision, Defer) else None
+                if deferral is not None and deferral.reason == SkipReason.SEND_TIME:
+                    entry["send_time_from"] = t.astimezone(zone).isoformat()
+                    t, deferral = deferral.until, None
+                if step.skip_if:  # engagement happens later: planned, not known in advance
+                    entry["skip_if"] = list(step.skip_if)
+                    entry["may_skip"] = may_skip(step.skip_if)
+                elif deferral is not None:
+                    entry["deferred_from"] = t.astimezone(zone).isoformat()
+                    t = deferral.until
             entry["at"], entry["zone"] = t.astimezone(zone).isoformat(), str(zone)
             entry.update(_render(loaded, step.template, step.channel, cust, event, promo,
                                  variant, str(i), favorite))

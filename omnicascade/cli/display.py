@@ -167,9 +167,14 @@ def preview_messages(items: list[dict[str, Any]]) -> None:
         when = _planned(m.get("at", ""), m.get("zone"))
         if m.get("deferred_from"):
             when += f"  (quiet hours: deferred from {_planned(m['deferred_from'], m.get('zone'))})"
+        if m.get("send_time_from"):
+            when += f"  (best send time: moved from " \
+                    f"{_planned(m['send_time_from'], m.get('zone'))})"
         if m.get("skipped"):
             when = f"skipped: {reason_label(m['skipped'])}"
         console.print(f"[dim]{when}[/]", highlight=False)
+        if m.get("send_time"):
+            console.print(f"[dim]send time: {m['send_time']['why']}[/]", highlight=False)
         if m.get("may_skip"):
             console.print(f"[dim]{m['may_skip']}[/]", highlight=False)
         if "error" in m:

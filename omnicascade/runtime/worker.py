@@ -54,14 +54,13 @@ def build_worker(client: Client, settings: Settings,
 
 def build_workers(client: Client, settings: Settings,
                   channels: dict[str, Channel] | None = None) -> list[Worker]:
-    """The cascade worker, plus one per channel polling that channel's send queue
-    (channels/queues.py). A rate-limited queue's dispatch rate is set server-side by every
-    poller alike, so the provider's limit holds for any number of worker processes."""
+    """The cascade worker, plus one per rate-limited channel (channels/queues.py) polling
+    that channel's send queue. The queue's dispatch rate is set server-side by every poller
+    alike, so the provider's limit holds for any number of worker processes."""
     deliver = DeliverActivities(settings, channels or build_channels(settings))
     sends = [Worker(client, task_queue=queue, activities=[deliver.deliver_step],
                     max_task_queue_activities_per_second=rate,
-                    max_concurrent_activities=settings.worker_max_concurrent_activities,
-                    max_concurrent_activity_task_polls=5 if rate else 1)
+                    max_concurrent_activities=settings.worker_max_concurrent_activities)
              for queue, rate in send_queues(settings.task_queue).values()]
     return [build_worker(client, settings, deliver=deliver), *sends]
 

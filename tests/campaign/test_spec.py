@@ -140,7 +140,8 @@ def test_unrelated_key_lists_allowed_keys(tmp_path: Path) -> None:
     text = CASCADE_YAML.replace("template: t_sms,      wait: 24h", "template: t_sms, zzzz: 1")
     p = only_problem(write_campaign(tmp_path, text))
     assert p.line == 9
-    assert "unknown key 'zzzz'" in p.message and "channel, skip_if, template, wait" in p.message
+    assert "unknown key 'zzzz'" in p.message
+    assert "channel, max_delay, send_time, skip_if, template, wait" in p.message
 
 
 def test_misspelled_key_inside_an_experiment_variant_gets_a_hint(tmp_path: Path) -> None:
