@@ -50,20 +50,15 @@ def channel_rates() -> ChannelRates:
         raise ConfigError(f"channel rates: {exc}") from None
 
 
-def queue_name(task_queue: str, channel: str) -> str:
-    return f"{task_queue}-send-{channel}"
-
-
 def send_queue(task_queue: str, channel: str, rates: ChannelRates | None = None) -> str | None:
-    """The task queue a new cascade's sends on this channel run on; None = its own queue."""
+    """The task queue this channel's sends run on; None = the cascade's own queue."""
     rate = (rates or channel_rates()).of(channel)
-    return queue_name(task_queue, channel) if rate > 0 else None
+    return f"{task_queue}-send-{channel}" if rate > 0 else None
 
 
 def send_queues(task_queue: str, rates: ChannelRates | None = None
-                ) -> dict[str, tuple[str, float | None]]:
-    """What a worker polls: every channel's send queue, with its rate (None: unlimited).
-    Queues of channels without a rate are polled too, so a rate that is removed (or set
-    on the launcher but not yet on this worker) strands no cascade planned with it."""
+                ) -> dict[str, tuple[str, float]]:
+    """Every rate-limited channel's queue and its rate: what a worker must poll."""
     rates = rates or channel_rates()
-    return {ch: (queue_name(task_queue, ch), rates.of(ch) or None) for ch in CHANNELS}
+    return {ch: (queue, rates.of(ch)) for ch in CHANNELS
+            if (queue := send_queue(task_queue, ch, rates)) is not None}
