@@ -38,9 +38,11 @@ from omnicascade.activities.ledger import (
     mark_unknown,
     record,
 )
+from omnicascade.campaign.templates import whatsapp
 from omnicascade.campaign.templates.helpers import favorite_product
 from omnicascade.campaign.templates.render import RenderError, build_context, render_message
 from omnicascade.campaign.variants import variant_promo
+from omnicascade.cascade.conversations import window_open
 from omnicascade.cascade.decision import Decision, Defer, Send, Skip, decide
 from omnicascade.channels.base import (
     Channel,
@@ -94,13 +96,14 @@ def record_decision(facts: Facts, decision: Decision, *, session: Session) -> De
 
 
 def compose(facts: Facts, step: StepPlan, enrollment_id: str, settings: Settings,
-            telegram_link: str | None) -> Message:
-    """Render the message for this customer (raises RenderError)."""
+            telegram_link: str | None, window_open: bool | None = None) -> Message:
+    """Render the message for this customer (raises RenderError). A whatsapp step also
+    renders its approved template's variables, or needs the 24 h window (`window_open`)."""
     spec = facts.spec
     assert spec is not None and isinstance(facts.situation.address, str)
     promo_spec = variant_promo(spec, facts.variant)
     unsub = unsubscribe_url(settings, enrollment_id, step.channel)
-    rendered = render_message(facts.templates, build_context(
+    context = build_context(
         customer=facts.customer, event=facts.event_data,
         promo={"code": facts.promo_code,
                "discount": promo_spec.discount if promo_spec else None}
@@ -109,12 +112,15 @@ def compose(facts: Facts, step: StepPlan, enrollment_id: str, settings: Settings
                   "run_id": facts.run_id},
         unsubscribe_url=unsub, step={"key": step.key, "channel": step.channel},
         variant=facts.variant, favorite_product=favorite_product(facts.orders),
-        telegram_link=telegram_link), template=step.template)
+        telegram_link=telegram_link)
+    rendered = render_message(facts.templates, context, template=step.template)
+    data = whatsapp.message_data(facts.templates, context, template=step.template,
+                                 window_open=window_open) if step.channel == "whatsapp" else {}
     return Message(
         delivery_id=facts.delivery_id, channel=step.channel, to=facts.situation.address,
         body=rendered.body, subject=rendered.subject, html=rendered.html,
         title=rendered.title, customer_id=str(facts.base["customer_id"]), run_id=facts.run_id,
-        step=step.key, campaign=spec.campaign, unsubscribe_url=unsub)
+        step=step.key, campaign=spec.campaign, unsubscribe_url=unsub, data=data)
 
 
 def _warn(run_id: str, inp: DeliverInput, outcome: str, reason: str) -> None:
@@ -180,8 +186,13 @@ class DeliverActivities:
             if uses_telegram_link(facts.templates):  # a one-time token: a (rare) write
                 link = await self._db(link_for_templates, facts.templates,
                                       str(facts.base["customer_id"]))
+            window = None  # free-form WhatsApp: did the customer write in the last 24 h?
+            if inp.step.channel == "whatsapp" and whatsapp.PART not in facts.templates:
+                window = await self._read(window_open, "whatsapp",
+                                          str(facts.situation.address), utcnow())
             message = await asyncio.get_running_loop().run_in_executor(
-                RENDERING, compose, facts, inp.step, inp.enrollment_id, self.settings, link)
+                RENDERING, compose, facts, inp.step, inp.enrollment_id, self.settings, link,
+                window)
         except RenderError as exc:
             _warn(facts.run_id, inp, "failed", f"template: {exc}")
             return await self._db(record, facts, DeliveryStatus.FAILED, f"template: {exc}")

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
-from omnicascade.api import console, reads, routes, runs, unsubscribe, webhooks
+from omnicascade.api import console, feedback, reads, routes, runs, unsubscribe, webhooks
 from omnicascade.api.http import ApiError
 from omnicascade.cascade.temporal import LazyClient
 from omnicascade.config import Settings
@@ -66,5 +66,6 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(reads.router)
     app.include_router(unsubscribe.router)
     app.include_router(webhooks.router)
+    app.include_router(feedback.router)  # the webhook channel's receiver reports back
     console.mount(app, settings, app.state.secret)  # the web console at /
     return app

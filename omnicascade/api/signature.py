@@ -7,12 +7,15 @@ The old v1 form (t + body only) is refused with a message that says how to sign 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 from dataclasses import dataclass
 
-HEADER = "X-Omnicascade-Signature"
+# The mac and the header are shared with the webhook channel, which signs its messages the
+# same way (channels/signing.py); `sign` is re-exported for the shop-side callers.
+from omnicascade.channels.signing import HEADER, mac
+from omnicascade.channels.signing import sign as sign
+
 V1_REFUSED = ('v1 signatures (t + body only) are no longer accepted: sign '
               '"<t>.<METHOD>.<path>.<body>" with HMAC-SHA256 and send it as '
               f'{HEADER}: t=<t>,v2=<hex>; see README, HTTP API')
@@ -27,20 +30,6 @@ class Signed:
     """A verified signature: its timestamp and the v2 value that matched."""
     t: int
     mac: str
-
-
-def _mac(secret: str, t: int | str, method: str, path: str, body: bytes) -> str:
-    signed = f"{t}.{method.upper()}.{path}.".encode() + body
-    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-
-
-def sign(secret: str, method: str, path: str, body: bytes, timestamp: int | None = None) -> str:
-    """The header value for one request: `path` as sent, e.g. "/v1/events" (with "?query"
-    if there is one), never a full URL."""
-    if not path.startswith("/"):
-        raise ValueError(f"sign the request path as sent (e.g. /v1/events), not {path!r}")
-    t = int(time.time()) if timestamp is None else timestamp
-    return f"t={t},v2={_mac(secret, t, method, path, body)}"
 
 
 def verify(secret: str, header: str | None, method: str, path: str, body: bytes,
@@ -63,7 +52,7 @@ def verify(secret: str, header: str | None, method: str, path: str, body: bytes,
     if abs((time.time() if now is None else now) - int(raw_t)) > tolerance_s:
         raise SignatureError(f"{HEADER} timestamp is more than {tolerance_s}s away from the "
                              f"server's clock")
-    expected = _mac(secret, raw_t, method, path, body)
+    expected = mac(secret, raw_t, method, path, body)
     # compare_digest refuses non-ASCII text with a TypeError: such a value never matches.
     if not any(v.isascii() and hmac.compare_digest(expected, v) for v in parts["v2"]):
         raise SignatureError("signature does not match (signed string: "

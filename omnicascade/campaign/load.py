@@ -17,6 +17,7 @@ from ruamel.yaml.reader import ReaderError
 
 from omnicascade.campaign.model import CampaignSpec
 from omnicascade.campaign.problems import Problem, SpecError, explain, position
+from omnicascade.campaign.templates import whatsapp
 from omnicascade.campaign.templates.loader import load_templates
 from omnicascade.campaign.templates.references import KnownAttributes, event_fields
 from omnicascade.campaign.templates.render import parse
@@ -97,13 +98,24 @@ def load_campaign(path: Path | str, *,
         raise SpecError(problems)
     notes: list[str] = []
     if spec.trigger and spec.trigger.example is None:
-        read = sorted({f for parts in templates.values() for src in parts.values()
-                       for f in event_fields(parse(src))})
+        read = sorted({f for parts in templates.values() for part, text in parts.items()
+                       for src in whatsapp.sources(part, text) for f in event_fields(parse(src))})
         if read:
             notes.append(f"the templates read {', '.join(read)} but trigger has no example: "
                          f"add trigger.example (sample event data) so validate can check "
                          f"those fields and preview can show them")
+    notes += [f"whatsapp template '{name}': {whatsapp.describe(templates.get(name, {}))}"
+              for name in sorted({s.template for s in _all_steps(spec)
+                                  if s.channel == "whatsapp"})]
     return LoadedCampaign(spec=spec, path=path, templates=templates, notes=notes)
+
+
+def _all_steps(spec: CampaignSpec) -> list[Any]:
+    """Every step of every variant, and the follow-ups."""
+    steps: list[Any] = [*spec.steps, *spec.after_conversion]
+    for variant in (spec.experiment.variants.values() if spec.experiment else ()):
+        steps += variant.steps or []
+    return steps
 
 
 def spec_from_snapshot(snapshot: dict[str, Any]) -> CampaignSpec:

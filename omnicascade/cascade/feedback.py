@@ -8,7 +8,9 @@ person themselves revoked (START), bind a Telegram chat, and note a step that fa
 the provider accepted it (bounce, dropped, undelivered SMS): the ledger row keeps status
 `sent` (it was handed over and paid for; reports count it as sent and bounced from these
 events) with the failure as its reason, and the cascade is signalled to move on to the
-next channel at once.
+next channel at once. An inbound SMS or WhatsApp message is stored with its sender (the
+24 h window) and, unless a keyword, recorded as a `reply` on the latest message sent to
+that number on its channel (cascade/conversations.py), which `skip_if: [replied]` sees.
 
 An open no person made is stored as `machine_open` (vocabulary.MACHINE_OPEN): the provider
 flagged it (SendGrid's `sg_machine_open`: Apple Mail Privacy Protection fetching the
@@ -29,6 +31,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
+from omnicascade.cascade.conversations import inbound_address, replied_delivery
 from omnicascade.cascade.temporal import signal_step_failed
 from omnicascade.channels.feedback import Feedback, FeedbackOutcome, content_id
 from omnicascade.channels.telegram_link import bind_chat
@@ -47,6 +50,7 @@ DELIVERIES = ("delivered", "delivery")
 # machine's: no person opens a message that fast. SendGrid stamps whole seconds, so there
 # it is an open in the same second as the delivery.
 MACHINE_WINDOW = timedelta(seconds=1)
+REPLY = "reply"  # an inbound message answering a delivery (vocabulary.REPLY_EVENTS)
 
 
 def _machine_open(item: Feedback, at: datetime, *, session: Session) -> str:
@@ -93,7 +97,7 @@ def _problem(item: Feedback) -> str | None:
     if item.reject:
         return item.reject
     problem = unstorable([item.provider_event_id, item.delivery_id, item.event, item.data,
-                          item.suppress, item.lift, item.bind and (item.bind.token,
+                          item.suppress, item.lift, item.inbound, item.bind and (item.bind.token,
                                                                    item.bind.address)])
     return f"{problem} (in the event or its data)" if problem else None
 
@@ -135,11 +139,18 @@ def _record(item: Feedback, out: FeedbackOutcome, *, session: Session) -> bool:
             DeliveryEvent.provider_event_id == item.provider_event_id)) is not None:
         return False
     at = item.occurred_at or utcnow()
+    address = None
+    if item.inbound:  # the sender is kept (the 24 h window); a reply joins its delivery
+        address = inbound_address(*item.inbound)
+        linked = replied_delivery(*item.inbound, at, session=session) if (
+            item.replies and not item.delivery_id) else None
+        if linked:
+            item.delivery_id, item.event = linked, REPLY
     try:
         with session.begin_nested():  # a concurrent duplicate loses here, harmlessly
             session.add(DeliveryEvent(
                 delivery_id=item.delivery_id, provider=item.provider,
-                event=_machine_open(item, at, session=session),
+                event=_machine_open(item, at, session=session), address=address,
                 provider_event_id=item.provider_event_id, occurred_at=at, data=item.data))
     except IntegrityError:
         return False

@@ -38,6 +38,11 @@ class Feedback:
     # With `bind`, lifted only when the binding succeeds.
     lift: tuple[str, str, tuple[str, ...]] | None = None
     fail: str | None = None  # the step did not reach the customer, for this reason
+    # An inbound message from (channel, number): stored with its sender (it opens that
+    # channel's 24 h conversation window); with `replies`, it is recorded as a `reply` on
+    # the latest message sent there (cascade/conversations.py).
+    inbound: tuple[str, str] | None = None
+    replies: bool = False
     bind: Bind | None = None
     # The provider could not make sense of this item (e.g. a malformed update): it is
     # recorded as rejected with this reason and changes nothing; the rest of the request

@@ -21,8 +21,11 @@ from omnicascade.vocabulary import CHANNELS
 PROVIDERS: dict[str, dict[str, str]] = {
     "email": {"sendgrid": "omnicascade.channels.sendgrid_email:SendGridChannel"},
     "sms": {"twilio": "omnicascade.channels.twilio_sms:TwilioChannel"},
+    "whatsapp": {"twilio": "omnicascade.channels.twilio_whatsapp:WhatsAppChannel"},
     "telegram": {"telegram": "omnicascade.channels.telegram_bot:TelegramChannel"},
     "push": {"fcm": "omnicascade.channels.fcm_push:FcmChannel"},
+    # the shop's own receiver (OMNICASCADE_WEBHOOK_CHANNEL_URL), chosen explicitly
+    "webhook": {"http": "omnicascade.channels.webhook_channel:WebhookChannel"},
 }
 
 
@@ -31,7 +34,7 @@ WEBHOOKS: dict[str, tuple[str, str]] = {
     "sendgrid": ("omnicascade.channels.sendgrid_email:SendGridWebhook",
                  "SendGrid Event Webhook (signed)"),
     "twilio": ("omnicascade.channels.twilio_webhook:TwilioWebhook",
-               "Twilio status callbacks and incoming SMS (signed)"),
+               "Twilio status callbacks, incoming SMS and WhatsApp (signed)"),
     "telegram": ("omnicascade.channels.telegram_link:TelegramWebhook",
                  "Telegram bot updates (secret token)"),
 }

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -87,6 +88,60 @@ class HeaderKeepingHttpClient(TwilioHttpClient):
         return getattr(self._local, "headers", None)
 
 
+def account_from_env(settings: Settings) -> TwilioSettings:
+    """The account's settings, refused in production with a placeholder secret or nowhere
+    for Twilio to report delivery status."""
+    config = TwilioSettings()
+    config.refuse_placeholders(settings.env == "production", "auth_token", "api_secret")
+    if settings.env == "production" and not (config.status_callback_url or settings.public_url):
+        raise ConfigError("set OMNICASCADE_PUBLIC_URL (or OMNICASCADE_TWILIO_STATUS_"
+                          "CALLBACK_URL) so Twilio can report delivery status")
+    return config
+
+
+def twilio_client(config: TwilioSettings) -> tuple[Client, HeaderKeepingHttpClient]:
+    """The SDK's client for the account (API key + secret, else the auth token), keeping
+    the headers of each answer (Retry-After)."""
+    user, password = ((config.api_key, config.api_secret) if config.api_key
+                      else (config.account_sid, config.auth_token))
+    http = HeaderKeepingHttpClient(timeout=config.timeout_s)
+    client = Client(user, password, config.account_sid, http_client=http)
+    if config.api_base_url:
+        client.api.base_url = config.api_base_url.rstrip("/")
+    return client, http
+
+
+def callback_url(config: TwilioSettings, callback_base: str | None) -> str | None:
+    return config.status_callback_url or (
+        f"{callback_base.rstrip('/')}/webhooks/twilio" if callback_base else None)
+
+
+def status_callback(callback: str, delivery_id: str) -> str:
+    """The status callback URL of one message: the opaque delivery id, never the number."""
+    sep = "&" if "?" in callback else "?"
+    return f"{callback}{sep}{urlencode({'delivery': delivery_id})}"
+
+
+def create_message(client: Client, http: HeaderKeepingHttpClient, params: dict[str, Any],
+                   classify: Callable[[int, int | None, str, float | None], Exception]) -> Any:
+    """messages.create in the calling thread; an API error answer becomes `classify`'s
+    exception, a request that never reached Twilio is retryable, anything else ambiguous."""
+    try:
+        return client.messages.create(**params)
+    except TwilioException as exc:
+        status = getattr(exc, "status", None)
+        if status is None:
+            raise  # not an API answer: ambiguous
+        raise classify(int(status), getattr(exc, "code", None),
+                       getattr(exc, "msg", None) or getattr(exc, "detail", None)
+                       or getattr(exc, "title", None) or str(exc),
+                       retry_after_seconds(http.last_headers())) from None
+    except RequestException as exc:
+        if never_connected(exc):
+            raise RetryableSendError(f"Twilio unreachable: {exc}") from None
+        raise  # the request may have reached Twilio: ambiguous
+
+
 def e164(number: str) -> str:
     """The number in E.164, or PermanentSendError if it cannot be an SMS destination."""
     try:
@@ -109,24 +164,13 @@ class TwilioChannel:
         if not (config.messaging_service_sid or config.from_number):
             config.require("messaging_service_sid")
         self.config = config
-        user, password = ((config.api_key, config.api_secret) if config.api_key
-                          else (config.account_sid, config.auth_token))
-        self.http = HeaderKeepingHttpClient(timeout=config.timeout_s)
-        self.client = Client(user, password, config.account_sid, http_client=self.http)
-        if config.api_base_url:
-            self.client.api.base_url = config.api_base_url.rstrip("/")
-        self.callback = config.status_callback_url or (
-            f"{callback_base.rstrip('/')}/webhooks/twilio" if callback_base else None)
+        self.client, self.http = twilio_client(config)
+        self.callback = callback_url(config, callback_base)
         self.limiter = limiter(config.rate, config.burst, max_wait_s)
 
     @classmethod
     def from_env(cls, settings: Settings) -> TwilioChannel:
-        config = TwilioSettings()
-        config.refuse_placeholders(settings.env == "production", "auth_token", "api_secret")
-        if settings.env == "production" and not (config.status_callback_url
-                                                 or settings.public_url):
-            raise ConfigError("set OMNICASCADE_PUBLIC_URL (or OMNICASCADE_TWILIO_STATUS_"
-                              "CALLBACK_URL) so Twilio can report delivery status")
+        config = account_from_env(settings)
         return cls(config, callback_base=settings.link_base_url(),
                    max_wait_s=fit_into_activity(config, settings.send_timeout_s))
 
@@ -137,9 +181,7 @@ class TwilioChannel:
         else:
             params["from_"] = self.config.from_number
         if self.callback:
-            sep = "&" if "?" in self.callback else "?"
-            params["status_callback"] = (f"{self.callback}{sep}"
-                                         f"{urlencode({'delivery': message.delivery_id})}")
+            params["status_callback"] = status_callback(self.callback, message.delivery_id)
         return params
 
     async def send(self, message: Message) -> SendResult:
@@ -150,20 +192,7 @@ class TwilioChannel:
                           segments=segments or None)
 
     def _create(self, params: dict[str, Any]) -> Any:
-        try:
-            return self.client.messages.create(**params)
-        except TwilioException as exc:
-            status = getattr(exc, "status", None)
-            if status is None:
-                raise  # not an API answer: ambiguous
-            raise classify(int(status), getattr(exc, "code", None),
-                           getattr(exc, "msg", None) or getattr(exc, "detail", None)
-                           or getattr(exc, "title", None) or str(exc),
-                           retry_after_seconds(self.http.last_headers())) from None
-        except RequestException as exc:
-            if never_connected(exc):
-                raise RetryableSendError(f"Twilio unreachable: {exc}") from None
-            raise  # the request may have reached Twilio: ambiguous
+        return create_message(self.client, self.http, params, classify)
 
 
 def classify(status: int, code: int | None, text: str,

@@ -1,6 +1,8 @@
 """Twilio's callbacks to /webhooks/twilio, verified by X-Twilio-Signature (HMAC over the URL
 Twilio called and the form fields): message status callbacks (?delivery=<opaque id>) and
-incoming messages (STOP / START keywords). The URL is the configured one (the router's
+incoming SMS and WhatsApp messages (From `whatsapp:+…`): STOP / START keywords act on that
+channel only, and any other message is a reply (cascade/conversations.py links it to the
+latest message sent to that number there). The URL is the configured one (the router's
 `urls`: OMNICASCADE_PUBLIC_URL + path), never the Host header: a form signed for another
 app's URL is refused."""
 
@@ -27,18 +29,36 @@ STOP_WORDS = {"STOP", "STOPALL", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "END", "QU
 START_WORDS = {"START", "YES", "UNSTOP", "OPTIN"}
 
 
+HELP_WORDS = {"HELP", "INFO"}  # answered by Twilio itself: neither a reply nor consent
+
+
+def sender(value: str | None) -> tuple[str, str]:
+    """(channel, bare number) of a Twilio address: `whatsapp:+49…` is WhatsApp."""
+    value = value or ""
+    if value.lower().startswith("whatsapp:"):
+        return "whatsapp", value[len("whatsapp:"):]
+    return "sms", value
+
+
 def twilio_item(params: dict[str, str], delivery_id: str | None) -> Feedback:
     sid = params.get("MessageSid") or params.get("SmsSid") or ""
     status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
     if status == "received" or (not delivery_id and "Body" in params):
         word = (params.get("OptOutType") or params.get("Body") or "").strip().upper()
-        sender = params.get("From", "")
+        channel, number = sender(params.get("From"))
         item = Feedback("twilio", "inbound", f"twilio:{sid}" if sid else
-                        content_id("twilio", params), data={"from": sender, "body": word[:40]})
-        if word in STOP_WORDS:
-            item.event, item.suppress = "inbound_stop", ("sms", sender, "stop")
+                        content_id("twilio", params),
+                        data={"from": params.get("From", ""), "body": word[:40]})
+        if number:
+            item.inbound, item.replies = (channel, number), True
+        if word in STOP_WORDS:  # for this channel only: a WhatsApp STOP leaves SMS alone
+            item.event, item.suppress = "inbound_stop", (channel, number, "stop")
+            item.replies = False
         elif word in START_WORDS:
-            item.event, item.lift = "inbound_start", ("sms", sender, ("stop", "unsubscribed"))
+            item.event, item.lift = "inbound_start", (channel, number, ("stop", "unsubscribed"))
+            item.replies = False
+        elif word in HELP_WORDS:
+            item.replies = False
         return item
     item = Feedback("twilio", status[:32] or "status", f"twilio:{sid}:{status}" if sid else
                     content_id("twilio", params), delivery_id=(delivery_id or "")[:160] or None,
@@ -46,9 +66,10 @@ def twilio_item(params: dict[str, str], delivery_id: str | None) -> Feedback:
     if status in ("failed", "undelivered"):
         raw = params.get("ErrorCode", "")
         code = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None
-        item.fail = f"sms {status}" + (f" (Twilio {code})" if code else "")
+        channel, number = sender(params.get("To"))
+        item.fail = f"{channel} {status}" + (f" (Twilio {code})" if code else "")
         if code in DEAD_NUMBER:
-            item.suppress = ("sms", params.get("To"), DEAD_NUMBER[code][0])
+            item.suppress = (channel, number or None, DEAD_NUMBER[code][0])
     return item
 
 

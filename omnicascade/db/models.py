@@ -40,7 +40,7 @@ class Customer(Base):
     __tablename__ = "customers"
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     email: Mapped[str | None] = mapped_column(String(320))
-    phone: Mapped[str | None] = mapped_column(String(32))
+    phone: Mapped[str | None] = mapped_column(String(32), index=True)  # replies find it
     telegram_chat_id: Mapped[str | None] = mapped_column(String(64))
     push_token: Mapped[str | None] = mapped_column(String(4096))
     timezone: Mapped[str | None] = mapped_column(String(64))
@@ -157,6 +157,7 @@ class Delivery(Base):
 class DeliveryEvent(Base):
     """Provider feedback per delivery: delivered, open, click, bounce, spamreport, …"""
     __tablename__ = "delivery_events"
+    __table_args__ = (Index("ix_delivery_events_address", "address", "occurred_at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     delivery_id: Mapped[str | None] = mapped_column(String(160), index=True)
     provider: Mapped[str] = mapped_column(String(32))
@@ -166,6 +167,9 @@ class DeliveryEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # An inbound message's sender, "<channel>:<number>" (e.g. "whatsapp:+4915…"): the
+    # latest one opens that channel's 24 h conversation window (cascade/conversations.py).
+    address: Mapped[str | None] = mapped_column(String(80))
 
 
 class TelegramLink(Base):

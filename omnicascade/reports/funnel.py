@@ -24,8 +24,9 @@ from omnicascade.vocabulary import (
 
 Key = tuple[int, int, str]  # (phase order, index, channel)
 PHASES: dict[str, int] = {Phase.CASCADE: 0, Phase.FOLLOW_UP: 1}
-# Only email providers report opens and clicks; elsewhere 0 would read as "nobody opened".
-OPEN_TRACKING = {"email"}
+# Only email providers report opens and clicks, and WhatsApp its read receipts (`read`
+# counts as opened); elsewhere 0 would read as "nobody opened".
+OPEN_TRACKING = {"email", "whatsapp"}
 
 
 def _row(phase: str, index: int, channel: str, variant: str | None) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Find and check the template files a campaign references.
 
 `<name>.txt.j2` is the body for every channel; email also needs `<name>.subject.j2`
-(and may have `<name>.html.j2`); push also needs `<name>.title.j2`.
+(and may have `<name>.html.j2`); push also needs `<name>.title.j2`; whatsapp may have
+`<name>.whatsapp.yaml`, an approved template's Content SID and variables (whatsapp.py).
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 
 from omnicascade.campaign.model import CampaignSpec
 from omnicascade.campaign.problems import Problem, position
+from omnicascade.campaign.templates import whatsapp
 from omnicascade.campaign.templates.references import KnownAttributes, check_references
 from omnicascade.campaign.templates.render import CONTEXT_NAMES, GLOBALS, over_budget, parse
 
-PARTS = {"body": ".txt.j2", "subject": ".subject.j2", "html": ".html.j2", "title": ".title.j2"}
+PARTS = {"body": ".txt.j2", "subject": ".subject.j2", "html": ".html.j2", "title": ".title.j2",
+         whatsapp.PART: whatsapp.SUFFIX}
 REQUIRED = {"email": ("body", "subject"), "sms": ("body",), "whatsapp": ("body",),
             "telegram": ("body",), "push": ("body", "title"), "webhook": ("body",)}
-OPTIONAL = {"email": ("html",)}
+OPTIONAL = {"email": ("html",), "whatsapp": (whatsapp.PART,)}
 
 
 def templates_dir(spec: CampaignSpec, yaml_path: Path) -> Path:
@@ -113,8 +116,27 @@ def load_templates(spec: CampaignSpec, data: Any, yaml_path: Path,
             parts[part] = source
             if path not in checked:
                 checked.add(path)
-                problems.extend(_check_source(path, source, spec, attributes))
+                check = _check_content if part == whatsapp.PART else _check_source
+                problems.extend(check(path, source, spec, attributes))
     return loaded, problems
+
+
+def _check_content(path: Path, source: str, spec: CampaignSpec,
+                   attributes: KnownAttributes | None) -> list[Problem]:
+    """A content template file; each variable checked as a template, its problems placed
+    at the variable's line (and column, for a problem on its first line) in the file."""
+    try:
+        content = whatsapp.read_content(source)
+    except whatsapp.ContentError as exc:
+        return [Problem(str(path), exc.line, exc.col, exc.message)]
+    problems = []
+    for key, src in content.variables.items():
+        line, col = content.where[key]
+        for p in _check_source(path, src, spec, attributes):
+            first = p.line in (None, 1)
+            problems.append(Problem(p.file, line + (p.line or 1) - 1, col if first else None,
+                                    f"variable {key}: {p.message}"))
+    return problems
 
 
 def _private_names(path: Path, ast: nodes.Template) -> list[Problem]:
