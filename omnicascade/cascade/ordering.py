@@ -18,9 +18,10 @@ from omnicascade.customers.consent import load_suppressed
 from omnicascade.customers.model import load_customers
 from omnicascade.db.models import ConversionEvent, Delivery, DeliveryEvent
 from omnicascade.db.query import chunks
-from omnicascade.vocabulary import DeliveryStatus
+from omnicascade.vocabulary import CLICK_EVENTS, OPEN_EVENTS, DeliveryStatus
 
 Score = tuple[int, int, int]  # (conversions attributed, clicks, opens)
+OPENS = sorted(OPEN_EVENTS)  # clicks, opens and read receipts (never a machine's open)
 
 
 def history(ids: Sequence[str], *, session: Session) -> dict[str, dict[str, Score]]:
@@ -44,10 +45,9 @@ def history(ids: Sequence[str], *, session: Session) -> dict[str, dict[str, Scor
         for cid, channel, event, n in session.execute(
                 select(Delivery.customer_id, Delivery.channel, DeliveryEvent.event, func.count())
                 .join(DeliveryEvent, DeliveryEvent.delivery_id == Delivery.id)
-                .where(Delivery.customer_id.in_(chunk), DeliveryEvent.event.in_(("click",
-                                                                                 "open")))
+                .where(Delivery.customer_id.in_(chunk), DeliveryEvent.event.in_(OPENS))
                 .group_by(Delivery.customer_id, Delivery.channel, DeliveryEvent.event)):
-            engaged[cid][channel][0 if event == "click" else 1] += n
+            engaged[cid][channel][0 if event in CLICK_EVENTS else 1] += n  # read = open
     out: dict[str, dict[str, Score]] = {}
     for cid in set(conv) | set(engaged):
         channels = set(conv.get(cid, {})) | set(engaged.get(cid, {}))

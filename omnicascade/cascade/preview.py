@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from omnicascade.campaign.durations import format_duration
 from omnicascade.campaign.load import LoadedCampaign
 from omnicascade.campaign.model import CampaignSpec, Step
+from omnicascade.campaign.templates import whatsapp
 from omnicascade.campaign.templates.helpers import favorite_product
 from omnicascade.campaign.templates.render import RenderError, build_context, render_message
 from omnicascade.campaign.variants import (
@@ -55,18 +56,24 @@ def _render(loaded: LoadedCampaign, template: str, channel: str, cust: dict[str,
             event: dict[str, Any] | None, promo: dict[str, Any], variant: str, key: str,
             favorite: str | None) -> dict[str, Any]:
     spec = loaded.spec
+    parts = loaded.templates.get(template, {})
+    context = build_context(
+        customer=cust, event=event, promo=promo,
+        campaign={"name": spec.campaign, "description": spec.description,
+                  "run_id": "preview"},
+        unsubscribe_url="https://example.invalid/u/preview",
+        step={"key": key, "channel": channel}, variant=variant, favorite_product=favorite)
     try:
-        r = render_message(loaded.templates.get(template, {}), build_context(
-            customer=cust, event=event, promo=promo,
-            campaign={"name": spec.campaign, "description": spec.description,
-                      "run_id": "preview"},
-            unsubscribe_url="https://example.invalid/u/preview",
-            step={"key": key, "channel": channel}, variant=variant,
-            favorite_product=favorite), template=template)
+        r = render_message(parts, context, template=template)
+        # WhatsApp's approved template goes out instead of the body (its variables rendered)
+        content = whatsapp.render_content(parts[whatsapp.PART], context, template=template) \
+            if channel == "whatsapp" and whatsapp.PART in parts else None
     except RenderError as exc:
         return {"error": str(exc)}
     out: dict[str, Any] = {"subject": r.subject, "title": r.title, "body": r.body,
                            "html": r.html}
+    if content is not None:
+        out["whatsapp_template"] = content
     if channel == "sms":
         out["segments"] = segments(r.body)
     return out

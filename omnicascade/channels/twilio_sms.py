@@ -153,14 +153,20 @@ def e164(number: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def require_account(config: TwilioSettings) -> None:
+    """The account SID and a credential (auth token, or API key + secret): every Twilio
+    channel needs them."""
+    config.require("account_sid")
+    if not (config.auth_token or (config.api_key and config.api_secret)):
+        config.require("auth_token")
+
+
 class TwilioChannel:
     provider = "twilio"
 
     def __init__(self, config: TwilioSettings, *, callback_base: str | None = None,
                  max_wait_s: float = 5.0):
-        config.require("account_sid")
-        if not (config.auth_token or (config.api_key and config.api_secret)):
-            config.require("auth_token")
+        require_account(config)
         if not (config.messaging_service_sid or config.from_number):
             config.require("messaging_service_sid")
         self.config = config

@@ -34,6 +34,7 @@ from omnicascade.channels.twilio_sms import (
     classify,
     create_message,
     e164,
+    require_account,
     status_callback,
     twilio_client,
 )
@@ -80,9 +81,7 @@ class WhatsAppChannel:
 
     def __init__(self, account: TwilioSettings, config: WhatsAppSettings, *,
                  callback_base: str | None = None, max_wait_s: float = 5.0):
-        account.require("account_sid")
-        if not (account.auth_token or (account.api_key and account.api_secret)):
-            account.require("auth_token")
+        require_account(account)
         if not (config.messaging_service_sid or config.from_number):
             config.require("from_number")
         self.account, self.config = account, config

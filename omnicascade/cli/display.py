@@ -55,6 +55,7 @@ def runs_table(rows: list[dict[str, Any]]) -> Table:
 def _reasons(s: dict[str, Any]) -> str:
     out = [f"{reason_label(k)} {v}" for k, v in sorted(s["skipped_by_reason"].items())]
     out += [f"deferred by quiet hours {s['deferred']}"] if s.get("deferred") else []
+    out += [f"waiting for the best send time {s['timed']}"] if s.get("timed") else []
     out += [f"held while paused {s['held']}"] if s.get("held") else []
     return ", ".join(out)
 
@@ -183,6 +184,12 @@ def preview_messages(items: list[dict[str, Any]]) -> None:
         for key in ("subject", "title"):
             if m.get(key):
                 console.print(f"{key}: {m[key]}", highlight=False, markup=False)
+        if m.get("whatsapp_template"):
+            t = m["whatsapp_template"]
+            console.print(f"WhatsApp template {t['content_sid']}: " + ", ".join(
+                f"{{{{{k}}}}} = {v}" for k, v in t["content_variables"].items()),
+                markup=False, highlight=False)
+            console.print("[dim](WhatsApp gets the approved template; the outbox, this body)[/]")
         console.print(m["body"], markup=False, highlight=False)
         if m.get("segments"):
             console.print(f"[dim]{m['segments']} SMS segment(s)[/]")

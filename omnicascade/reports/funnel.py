@@ -27,12 +27,16 @@ PHASES: dict[str, int] = {Phase.CASCADE: 0, Phase.FOLLOW_UP: 1}
 # Only email providers report opens and clicks, and WhatsApp its read receipts (`read`
 # counts as opened); elsewhere 0 would read as "nobody opened".
 OPEN_TRACKING = {"email", "whatsapp"}
+# A step row's count of sends that go out later, by why: quiet hours (`deferred`), a paused
+# run (`held`), waiting for the customer's best send time (`timed`).
+DEFERRAL_KEYS: dict[str, str] = {SkipReason.PAUSED: "held", SkipReason.SEND_TIME: "timed"}
 
 
 def _row(phase: str, index: int, channel: str, variant: str | None) -> dict[str, Any]:
     return {"phase": phase, "index": index, "label": step_label(index, phase),
             "variant": variant, "channel": channel, "reached": 0, "attempted": 0,
             "sent": 0, "unknown": 0, "failed": 0, "in_flight": 0, "deferred": 0, "held": 0,
+            "timed": 0,
             "skipped": 0,
             "skipped_by_reason": {}, "feedback": False, "delivered": 0, "opened": 0,
             "clicked": 0, "bounced": 0, "converted_after": 0, "_revenue": Revenue(),
@@ -93,8 +97,8 @@ def funnel(members: list[Member], planned: list[tuple[int, str]] | None = None,
                 reason = s.reason or "other"
                 r["skipped_by_reason"][reason] = r["skipped_by_reason"].get(reason, 0) + 1
                 continue
-            if s.status == DeliveryStatus.DEFERRED:  # goes out later: quiet hours, or
-                r["held" if s.reason == SkipReason.PAUSED else "deferred"] += 1  # paused run
+            if s.status == DeliveryStatus.DEFERRED:  # goes out later: quiet hours, a paused
+                r[DEFERRAL_KEYS.get(s.reason or "", "deferred")] += 1  # run, best send time
                 continue
             r["attempted"] += 1
             if s.status in WENT_OUT:

@@ -158,7 +158,8 @@ def _funnels(r: dict[str, Any]) -> str:
     return _step_table(r, FUNNEL_HEAD, r["funnel"]["all"], lambda s: [
         s["channel"], num(s["reached"]), num(s["sent"]), num(s["delivered"]),
         num(s["opened"]), num(s["clicked"]), num(s["failed"]), num(s["skipped"]),
-        "§" + reasons(s["skipped_by_reason"], s.get("deferred", 0), s.get("held", 0)),
+        "§" + reasons(s["skipped_by_reason"], s.get("deferred", 0), s.get("held", 0),
+                      s.get("timed", 0)),
         num(s["converted_after"]), cost(s["cost"], s)])
 
 

@@ -30,7 +30,7 @@ from omnicascade.vocabulary import (
 # The `runs show --json` keys of a step, in this order (the report's rows have more).
 # `label` names the step for people ("step 1", "after 1"); `variant` says whose step it is.
 STEP_KEYS = ("index", "label", "variant", "channel", "sent", "skipped", "failed", "unknown",
-             "deferred", "skipped_by_reason", "waiting", "held")
+             "deferred", "skipped_by_reason", "waiting", "held", "timed")
 
 
 def rehearsal_of(run: Run) -> dict[str, Any] | None:

@@ -78,7 +78,8 @@ def funnel_table(r: dict[str, Any]) -> Table:
                   num(s["reached"]), num(s["sent"]), num(s["delivered"]), num(s["opened"]),
                   num(s["clicked"]), num(s["failed"]), num(s["skipped"]),
                   num(s["converted_after"]), cost(s["cost"], s), revenue(s),
-                  reasons(s["skipped_by_reason"], s.get("deferred", 0), s.get("held", 0)))
+                  reasons(s["skipped_by_reason"], s.get("deferred", 0), s.get("held", 0),
+                          s.get("timed", 0)))
     return t
 
 

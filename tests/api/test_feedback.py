@@ -18,11 +18,11 @@ from omnicascade.api.signature import HEADER, sign
 from omnicascade.db.models import Delivery, DeliveryEvent, Suppression
 from omnicascade.db.session import session_scope
 from omnicascade.workflows.types import StepPlan
-from tests.channels.test_channel_webhook import STEP, hook_campaign
 from tests.helpers.api import SECRET, FreshSigner, asgi_client
 from tests.helpers.campaigns import FULL
 from tests.helpers.cascades import add_customers, deliver_now, enroll
 from tests.helpers.fake_provider import SignalRecorder
+from tests.helpers.webhook import STEP, hook_campaign
 
 pytestmark = pytest.mark.db  # also on PostgreSQL when tests/pg.py has one
 

@@ -33,6 +33,7 @@ from omnicascade.clock import RunClock
 from omnicascade.db.models import ConversionEvent, Delivery, DeliveryEvent
 from omnicascade.db.session import session_scope
 from omnicascade.reports.build import build_report
+from omnicascade.reports.format import reasons
 from omnicascade.vocabulary import REASON_LABELS, SkipReason
 from omnicascade.workflows.cascade import CustomerCascade
 from omnicascade.workflows.types import DeliverInput, StepPlan
@@ -375,8 +376,10 @@ async def test_an_experiment_with_and_without_best_send_time_reports_them_apart(
             report = build_report(run_id, session=s, settings=settings)
     funnels = report["funnel"]["by_variant"]
     control, best = funnels["control"][0], funnels["best_time"][0]
-    assert (control["sent"], control["deferred"]) == (1, 0)
-    assert (best["sent"], best["deferred"]) == (0, 1)
+    assert (control["sent"], control["timed"]) == (1, 0)
+    assert (best["sent"], best["timed"], best["deferred"]) == (0, 1, 0)  # not quiet hours
+    assert "(waiting for the best send time: 1)" in reasons(
+        best["skipped_by_reason"], best["deferred"], best["held"], best["timed"])
 
 
 # --- preview -------------------------------------------------------------------------------

@@ -22,30 +22,15 @@ from omnicascade.channels.webhook_channel import WebhookChannel, WebhookChannelS
 from omnicascade.db.models import Delivery
 from omnicascade.db.session import session_scope
 from omnicascade.errors import ConfigError
-from omnicascade.workflows.types import StepPlan
-from tests.helpers.campaigns import FULL, TEMPLATES, write_campaign
+from tests.helpers.campaigns import FULL
 from tests.helpers.cascades import add_customers, deliver_now, enroll, outbox_activities
 from tests.helpers.fake_provider import DROP, FakeProvider, Reply, refused_url
+from tests.helpers.webhook import STEP, hook_campaign
 
 pytestmark = pytest.mark.db  # also on PostgreSQL when tests/pg.py has one
 
 SECRET = "channel-secret-0123456789abcdef"
 PATH = "/omnicascade/messages?shop=42"
-WEBHOOK_YAML = """\
-campaign: hook-cascade
-conversion: {events: [order_placed]}
-steps:
-  - {channel: webhook, template: t_hook, wait: 24h}
-  - {channel: email,   template: t_email, wait: 24h, skip_if: [opened]}
-"""
-HOOK_TEMPLATES = {**TEMPLATES, "t_hook.txt.j2": "Hi {{ customer.id }}, your cart waits"}
-STEP = StepPlan("0", 0, "webhook", "t_hook", 86400)
-
-
-def hook_campaign(folder: Path) -> Path:
-    return write_campaign(folder, WEBHOOK_YAML, HOOK_TEMPLATES)
-
-
 def channel(url: str, **extra: Any) -> WebhookChannel:
     return WebhookChannel(WebhookChannelSettings(url=url + PATH, secret=SECRET, **extra))
 

@@ -48,3 +48,27 @@ def test_preview_customer_and_audience(tmp_path):
 
     bad = run_cli("campaign", "preview", str(campaign), env=env)
     assert bad.returncode == 1 and "exactly one of --customer" in bad.stderr
+
+
+def test_preview_shows_the_whatsapp_template_and_its_variables(tmp_path):
+    """A WhatsApp step with an approved template: preview names the Content SID and the
+    variables as this customer gets them; without consent the step shows as skipped."""
+    from tests.helpers.whatsapp import CONTENT_SID, write_wa_campaign
+    env = home_env(tmp_path / "home")
+    people = tmp_path / "people.csv"
+    people.write_text("id,phone,first_name,consent_whatsapp\nw1,+4915112345678,Ana,yes\n"
+                      "w2,+4915112345679,Ben,\n")
+    assert run_cli("customers", "import", str(people), env=env).returncode == 0
+    campaign = write_wa_campaign(tmp_path / "wa")
+    r = run_cli("campaign", "preview", str(campaign), "--customer", "w1", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    [wa, sms, free] = json.loads(r.stdout)
+    assert wa["channel"] == "whatsapp" and not wa.get("skipped")
+    assert wa["whatsapp_template"]["content_sid"] == CONTENT_SID
+    variables = wa["whatsapp_template"]["content_variables"]
+    assert variables["1"] == "Ana" and variables["2"]  # a sample promo code
+    assert "whatsapp_template" not in free  # free-form: the body, inside the window only
+    text = run_cli("campaign", "preview", str(campaign), "--customer", "w1", env=env).stdout
+    assert f"WhatsApp template {CONTENT_SID}: {{{{1}}}} = Ana" in text
+    r = run_cli("campaign", "preview", str(campaign), "--customer", "w2", "--json", env=env)
+    assert json.loads(r.stdout)[0]["skipped"] == "no_consent"  # WhatsApp is opt-in
