@@ -28,3 +28,17 @@ def test_bench_runs_and_reports_every_figure():
     assert figures["sends_after_conversion"] == 0 and figures["duplicate_deliveries"] == 0
     assert figures["errors_logged"] == 0
     assert figures["worker_rss_mb"] > 0 and figures["api_rss_mb"] > 0
+
+
+def test_rate_limit_bench_runs_with_two_workers_polling_the_queue():
+    """`python -m bench.ratelimit` (README's rate-limit figure): a tiny run still sends every
+    message, through two workers that both poll the rate-limited SMS queue."""
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICASCADE_")}
+    r = subprocess.run([sys.executable, "-m", "bench.ratelimit", "--messages", "12",
+                        "--rate", "20", "--json"], cwd=root, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    figures = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (figures["sent"], figures["workers"], figures["sms_queue_pollers"]) == (12, 2, 2)
+    assert {"rate_per_s", "peak_in_any_1s", "peak_in_any_5s"} <= set(figures)

@@ -255,7 +255,7 @@ async def test_cost_order_sends_cheapest_reachable_first(ts_env, settings, tmp_p
 async def test_preference_order_follows_the_customers_own_history(ts_env, settings, tmp_path):
     campaign = write_campaign(tmp_path / "p", STEPS_ONLY + "order: preference\n")
     add_customers(settings, {"id": "buyer", **FULL}, {"id": "clicker", **FULL},
-                  {"id": "new", **FULL})
+                  {"id": "new", **FULL}, {"id": "reader", **FULL}, {"id": "machine", **FULL})
     old = datetime(2026, 1, 1)
     with session_scope(settings.db_url) as s:
         def sent(cid: str, channel: str, at: datetime) -> str:
@@ -270,12 +270,20 @@ async def test_preference_order_follows_the_customers_own_history(ts_env, settin
                               occurred_at=old + timedelta(hours=2)))
         s.add(DeliveryEvent(delivery_id=sent("clicker", "push", old), provider="fcm",
                             event="click"))
-    _, rows = await enroll(ts_env.client, settings, campaign, ["buyer", "clicker", "new"],
-                           start=False)
+        # a read receipt (WhatsApp, the webhook channel's `opened`) is an open; a machine's
+        # open (Apple Mail Privacy Protection) is not
+        s.add(DeliveryEvent(delivery_id=sent("reader", "email", old), provider="webhook",
+                            event="read"))
+        s.add(DeliveryEvent(delivery_id=sent("machine", "sms", old), provider="twilio",
+                            event="machine_open"))
+    _, rows = await enroll(ts_env.client, settings, campaign,
+                           ["buyer", "clicker", "new", "reader", "machine"], start=False)
     orders = {e.customer_id: e.channel_order for e in rows}
     assert orders["buyer"][0] == 1  # sms first: it is what this customer converts on
     assert orders["clicker"][0] == 3  # push first: clicked before
     assert orders["new"] == [2, 3, 0, 1]  # no history: falls back to cost
+    assert orders["reader"][0] == 0  # email first: read before
+    assert orders["machine"] == [2, 3, 0, 1]  # no person opened anything
 
 
 async def test_favorite_product_and_money_in_the_customers_locale(ts_env, settings, tmp_path):

@@ -97,19 +97,20 @@ async def test_sms_sends_run_on_the_sms_queue_and_email_on_the_cascades(
 
 @pytest.mark.usefixtures("sms_rate")
 async def test_without_a_worker_on_the_sms_queue_no_sms_goes_out(
-        ts_env, settings, tmp_path) -> None:  # noqa: ANN001
+        dev_env, settings, tmp_path) -> None:  # noqa: ANN001
     """The main worker does not take the SMS queue's work: the limit cannot be bypassed by
-    a worker that was configured without the rate."""
+    a worker that was configured without the rate. (On the dev server: an activity nobody
+    polls would hold the time-skipping server's clock for every later test.)"""
     campaign = write_campaign(tmp_path / "paced", YAML.replace("wait: 1h", "wait: 0s"))
     add_customers(settings, {"id": "q2", **FULL})
     outbox = OutboxChannel(settings.db_url)
-    [main, _] = build_workers(ts_env.client, settings, {c: outbox for c in CHANNELS})
+    main = build_workers(dev_env.client, settings, {c: outbox for c in CHANNELS})[0]
     async with main:
-        _, [e] = await enroll(ts_env.client, settings, campaign, ["q2"])
+        _, [e] = await enroll(dev_env.client, settings, campaign, ["q2"])
         for _ in range(100):
             if deliveries(settings, e.id).get("0") == ("sent", None):
                 break
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)
         assert deliveries(settings, e.id) == {"0": ("sent", None)}
-        await handle(ts_env.client, e.id).terminate("test over")
+        await handle(dev_env.client, e.id).terminate("test over")
