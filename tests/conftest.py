@@ -14,12 +14,16 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from omnicascade.config import Settings
-from omnicascade.db.migrate import upgrade
 from omnicascade.workflows import search
 from tests.helpers.api import SECRET
 from tests.helpers.campaigns import write_campaign
 from tests.helpers.cli import binary
-from tests.helpers.pg import DB_BACKENDS, database_url, pytest_terminal_summary  # noqa: F401
+from tests.helpers.pg import (  # noqa: F401
+    DB_BACKENDS,
+    Templates,
+    database_url,
+    pytest_terminal_summary,
+)
 
 
 @pytest.fixture(scope="session")
@@ -72,14 +76,27 @@ def db_url(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
         yield url
 
 
+@pytest.fixture(scope="session")
+def db_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    templates = Templates(tmp_path_factory.mktemp("templates"))
+    yield templates
+    templates.close()
+
+
 @pytest.fixture
-def settings(tmp_path: Path, db_url: str) -> Settings:
-    s = Settings(home=tmp_path / "home", database_url=db_url,
-                 webhook_secret=SECRET, env="development", search_attributes=False,
-                 task_queue=f"tq-{os.urandom(4).hex()}", send_initial_retry_s=0.05,
-                 worker_strict_sandbox=True)
-    upgrade(s.db_url)
-    return s
+def migrated_db_url(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest,
+                    db_templates: Templates) -> Iterator[str]:
+    """A database at the head revision (a copy of the session's migrated template)."""
+    with database_url(db_backend, tmp_path, request.node.nodeid, db_templates) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, migrated_db_url: str) -> Settings:
+    return Settings(home=tmp_path / "home", database_url=migrated_db_url,
+                    webhook_secret=SECRET, env="development", search_attributes=False,
+                    task_queue=f"tq-{os.urandom(4).hex()}", send_initial_retry_s=0.05,
+                    worker_strict_sandbox=True)
 
 
 @pytest.fixture
