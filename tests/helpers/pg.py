@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -92,23 +92,21 @@ class Templates:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.urls: dict[str, str] = {}
-        self._postgres: AbstractContextManager[str] | None = None
+        self._cleanup = ExitStack()  # drops the PostgreSQL template
 
     def url(self, backend: str, nodeid: str) -> str:
         if backend not in self.urls:
             if backend == "sqlite":
                 url = f"sqlite:///{self.folder / 'template.db'}"
             else:
-                self._postgres = database_url(backend, self.folder, nodeid)
-                url = self._postgres.__enter__()
+                url = self._cleanup.enter_context(database_url(backend, self.folder, nodeid))
             upgrade(url)
             get_engine(url).dispose()  # PostgreSQL copies a template nobody is connected to
             self.urls[backend] = url
         return self.urls[backend]
 
     def close(self) -> None:
-        if self._postgres is not None:
-            self._postgres.__exit__(None, None, None)
+        self._cleanup.close()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
