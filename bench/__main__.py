@@ -38,7 +38,7 @@ from omnicascade.config import Settings
 from omnicascade.customers.model import CustomerIn, upsert_customers
 from omnicascade.db.models import Delivery, Enrollment, OutboxMessage
 from omnicascade.db.session import read_scope, session_scope
-from omnicascade.reports.runs import sends_after_conversion
+from omnicascade.reports.run_views import sends_after_conversion
 
 TEMPLATES = {"b.subject.j2": "Hi {{ customer.first_name }}", "b.txt.j2": "Code {{ promo.code }}",
              "b.title.j2": "Hey"}

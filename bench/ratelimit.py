@@ -30,7 +30,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from bench.stack import Stack
 from omnicascade.campaign.load import load_campaign
 from omnicascade.cascade.launch import launch
-from omnicascade.channels.queues import channel_rates, send_queue
+from omnicascade.channels.queues import send_queue
 from omnicascade.customers.model import CustomerIn, upsert_customers
 from omnicascade.db.models import Delivery
 from omnicascade.db.session import read_scope, session_scope
@@ -56,7 +56,6 @@ def per_second(stamps: list[float]) -> list[int]:
 
 async def measure(n: int, rate: float, workers: int, workdir: Path) -> dict:
     os.environ["OMNICASCADE_SMS_RATE"] = str(rate)  # the launcher plans the same queues
-    channel_rates.cache_clear()
     stack = Stack(workdir / "state", env={"OMNICASCADE_SMS_RATE": str(rate)})
     stack.start(workers)
     try:
@@ -81,7 +80,7 @@ async def measure(n: int, rate: float, workers: int, workdir: Path) -> dict:
                 stamps = sorted(t.timestamp() for t in s.scalars(select(Delivery.sending_at)
                                 .where(Delivery.run_id == run.run_id,
                                        Delivery.status == "sent")) if t is not None)
-        queue = send_queue(settings.task_queue, "sms")
+        queue = send_queue(settings, "sms")
         assert queue is not None
         described = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
             namespace=settings.temporal_namespace, task_queue=TaskQueue(name=queue),

@@ -39,7 +39,8 @@ class Stack:
 
     def start(self, workers: int = 1) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        args = dev_server_args(self.port, self.home / "temporal.db")
+        args = dev_server_args(self.port, self.home / "temporal.db",
+                               binary=self.settings.temporal_bin)
         self.procs["temporal"] = subprocess.Popen(args + ["--headless", "--log-level", "error"],
                                                   stdout=subprocess.DEVNULL,
                                                   stderr=subprocess.DEVNULL)

@@ -8,6 +8,21 @@ window, every time and duration a view or report shows — maps them through `Ru
 a rehearsal's quiet night takes seconds and its report reads in campaign hours and days.
 A live run (scale 1) maps every instant to itself.
 
+A campaign duration becomes a wall-clock one by one rule, `RunClock.wall_span` (÷ N),
+exactly once, where it is used:
+- a step's `wait`, a follow-up's `delay`, the holdout's window: the workflow's timers,
+  workflows/cascade.py `_scaled` — the same rule written out there, because workflow code
+  may import nothing but the vocabulary (tests/test_clock.py holds the two equal);
+- quiet hours and `send_time: best`: the guard decides a campaign instant, the ledger and
+  the timer get `wall(instant)` (activities/deliver.py record_decision);
+- the frequency cap's `per`: at read time, counting the window's sends (activities/caps.py
+  cap_window);
+- `conversion.window`: at write time, once — the enrollment stores it already on the wall
+  clock (cascade/enroll.py), and every reader (cascade/entries.py Counts) takes it as stored.
+`conversion.lookback` is not scaled: it reaches back before the entry, into the customer's
+real past, which no rehearsal compresses. WhatsApp's 24 h window is the provider's, on the
+wall clock too. `now_utc` is the one "now".
+
 Pure (standard library only), shared by activities, reports, the CLI and the API.
 """
 
@@ -59,7 +74,8 @@ class RunClock:
         return wall * self.scale
 
     def wall_span(self, span: timedelta) -> timedelta:
-        """A campaign duration (a cap window, a conversion window) in wall-clock time."""
+        """A campaign duration (a wait, a cap window, a conversion window) in wall-clock
+        time: the one rule (see the module's docstring for where each is mapped)."""
         return span / self.scale
 
 
@@ -76,6 +92,9 @@ def clock_of(run: object) -> RunClock:
                     if started.tzinfo else started, scale)
 
 
-def now_utc() -> datetime:
-    """Naive UTC now, like the stored times."""
-    return datetime.now(UTC).replace(tzinfo=None)
+def now_utc(*, aware: bool = False) -> datetime:
+    """The one "now" of omnicascade (column defaults, guards, views): UTC, naive like every
+    stored time (the database keeps naive UTC), or `aware` for code that reasons in time
+    zones (preview, channel ordering). Nothing else reads the wall clock."""
+    now = datetime.now(UTC)
+    return now if aware else now.replace(tzinfo=None)

@@ -16,8 +16,19 @@ Channel = Literal["email", "sms", "whatsapp", "telegram", "push", "webhook"]
 # skipped `no_consent`. Every other channel is allowed unless the customer refused it.
 OPT_IN_CHANNELS = frozenset({"whatsapp"})
 
+# The longest wait between two attempts of one send: the deliver activity's RetryPolicy
+# maximum_interval (workflows/cascade.py) and the cap on a provider's Retry-After
+# (channels/retry_after.py) — one number, so no provider can park a cascade for longer.
+SEND_RETRY_MAX_S = 300
+
 DEFAULT_VARIANT = "default"  # a campaign without an experiment
 HOLDOUT = "holdout"          # gets no messages; its conversions are the baseline
+
+
+class WinnerMetric(StrEnum):
+    """`experiment.winner.metric`: what a winner is decided on (experiments/winner.py)."""
+    CONVERSION_RATE = "conversion_rate"
+    REVENUE_PER_CUSTOMER = "revenue_per_customer"
 
 
 class Phase(StrEnum):
@@ -47,6 +58,8 @@ class EnrollmentStatus(StrEnum):
     STOPPED = "stopped"        # its run was stopped, or replaced (exit_reason says which)
     EXITED = "exited"          # an exit event ended it; not a conversion
     EXCLUDED = "excluded"      # never started (exit_reason says why)
+    ERASED = "erased"          # its customer was erased (cascade/erasure.py): ended, anonymous
+    GLOBAL_CONTROL = "global_control"  # in the global control: never messaged, conversions count
 
 
 LIVE_ENROLLMENT = frozenset({EnrollmentStatus.PENDING, EnrollmentStatus.ACTIVE})
@@ -77,6 +90,9 @@ class SkipReason(StrEnum):
     NO_ADDRESS = "no_address"
     UNSUBSCRIBED = "unsubscribed"
     NO_CONSENT = "no_consent"
+    # WhatsApp takes a free-form body only within 24 h of the customer's last message to us;
+    # a step without an approved template (`<name>.whatsapp.yaml`) outside it is skipped
+    WINDOW_CLOSED = "window_closed"
     QUIET_HOURS = "quiet_hours"
     FREQUENCY_CAP = "frequency_cap"
     STOPPED = "stopped"        # the run was stopped, or the cascade stopped or exited
@@ -99,6 +115,7 @@ REASON_LABELS: dict[str, str] = {
     SkipReason.NO_ADDRESS: "no address",
     SkipReason.UNSUBSCRIBED: "unsubscribed",
     SkipReason.NO_CONSENT: "no consent",
+    SkipReason.WINDOW_CLOSED: "WhatsApp's 24 h window closed and no approved template",
     SkipReason.QUIET_HOURS: "quiet hours",
     SkipReason.FREQUENCY_CAP: "frequency cap",
     SkipReason.STOPPED: "run stopped",
@@ -150,3 +167,11 @@ def step_label(key: str | int, phase: str | None = None) -> str:
     if phase == Phase.FOLLOW_UP:
         return f"after {int(text) + 1}"
     return f"step {int(text) + 1}"
+
+
+def holdout_note(percent: float, holdout: int, audience: int) -> str:
+    """The one way the holdout's size is said (audience preview, report): "holdout of 0
+    customers (10% of 14)" — a hash decides who is held out, so a small audience can
+    leave the holdout empty and the lift unmeasurable."""
+    share = f"{percent:g}%"
+    return f"holdout of {holdout} customer{'' if holdout == 1 else 's'} ({share} of {audience})"

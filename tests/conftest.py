@@ -58,6 +58,31 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
+# The inner loop (`pytest -m "not slow"`, CONTRIBUTING.md) leaves out what needs whole
+# processes, a browser or a long real-time run; the full suite (.ci/run) runs them all.
+# A module is listed here with its reason, or marks single tests `@pytest.mark.slow`.
+SLOW_MODULES = {
+    "tests/cli/test_e2e_cli.py": "the installed command against a real embedded server",
+    "tests/test_bench_smoke.py": "the benchmark's processes",
+    "tests/runtime/test_faults.py": "kill -9 of the embedded stack",
+    "tests/runtime/test_worker_restart.py": "kill -9 of a worker process",
+    "tests/runtime/test_faults_providers.py": "a worker process killed mid-call",
+    "tests/runtime/test_demo.py": "`omnicascade demo`, a whole process",
+    "tests/runtime/test_process_logging.py": "what the worker and API processes import",
+    "tests/api/console/test_console_browser.py": "headless chromium",
+    "tests/reports/test_html_report_browser.py": "headless chromium",
+    "tests/cascade/test_rehearsal_e2e.py": "a rehearsal on the dev server in real time",
+    "tests/cascade/test_experiment_e2e.py": "a winner declared in a rehearsal on the dev server",
+    "tests/reports/test_report_e2e.py": "the report of a run on the dev server, end to end",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.split("::", 1)[0] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked `db` run on SQLite and on PostgreSQL (see tests/pg.py)."""
     if "db_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("db"):

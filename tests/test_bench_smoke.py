@@ -42,3 +42,18 @@ def test_rate_limit_bench_runs_with_two_workers_polling_the_queue():
     figures = json.loads(r.stdout.strip().splitlines()[-1])
     assert (figures["sent"], figures["workers"], figures["sms_queue_pollers"]) == (12, 2, 2)
     assert {"rate_per_s", "peak_in_any_1s", "peak_in_any_5s"} <= set(figures)
+
+
+def test_size_bench_measures_before_and_after_a_prune():
+    """`python -m bench.size` (docs/operations.md, "Database size"): a tiny run measures the
+    database, prunes every kind, and the pruned database is smaller."""
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICASCADE_")}
+    r = subprocess.run([sys.executable, "-m", "bench.size", "--customers", "10", "--json"],
+                       cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    figures = json.loads(r.stdout)
+    assert figures["customers"] == 10 and figures["messages"] == 40
+    assert figures["pruned_rows"] == {"outbox_messages": 40, "events": 10,
+                                      "delivery_events": 25}
+    assert 0 < figures["bytes_after_prune"] < figures["bytes_before_prune"]

@@ -10,6 +10,7 @@ over 300 lines. The top of the package holds only the modules that belong to eve
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -17,23 +18,28 @@ import omnicascade
 
 ROOT = Path(omnicascade.__file__).parent
 MAX_LINES = 300
-TOP_LEVEL_MODULES = {"__init__", "clock", "config", "errors", "validation", "vocabulary"}
-SHARED = {"clock", "config", "errors", "validation", "vocabulary"}  # anyone may import these
+TOP_LEVEL_MODULES = {"__init__", "clock", "config", "errors", "telemetry", "validation",
+                     "vocabulary"}
+# anyone may import these; telemetry holds the metric definitions, which activities, api,
+# cascade and campaign all count into (one module, not one per package)
+SHARED = {"clock", "config", "errors", "telemetry", "validation", "vocabulary"}
 
 ALLOWED: dict[str, set[str]] = {
     "config": {"errors"},
     "errors": set(),
-    "validation": set(),
+    "telemetry": set(),
+    "validation": {"clock"},  # "now" is the clock's (clock.now_utc)
     "clock": set(),
     "vocabulary": set(),
     "db": set(),
+    "experiments": set(),  # pure statistics: the stdlib, numpy/scipy (lazily), shared modules
     "campaign": set(),
     "customers": {"db"},
     "channels": {"campaign", "db"},
     "workflows": set(),  # pure: temporalio, the stdlib and vocabulary only
-    "cascade": {"campaign", "customers", "channels", "db", "workflows"},
+    "cascade": {"campaign", "customers", "channels", "db", "experiments", "workflows"},
     "activities": {"campaign", "customers", "cascade", "channels", "db", "workflows"},
-    "reports": {"customers", "db"},
+    "reports": {"customers", "db", "experiments"},
     "api": {"cascade", "channels", "customers", "db", "reports"},
     "runtime": {"activities", "api", "cascade", "channels", "db", "workflows"},
     "cli": {"api", "campaign", "cascade", "customers", "db", "reports", "runtime"},
@@ -155,3 +161,114 @@ def test_there_are_no_import_cycles():
         if node not in state:
             visit(node)
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+# The console and the CLI render what the read layer (reports/) returns; they do not query.
+# Exceptions, each by name: the console's login throttle counts and prunes its own login
+# attempts, and its sessions store and end themselves (auth plumbing, not a read of
+# campaign data).
+QUERY_FREE = ("api.console", "cli")
+QUERY_ALLOWED = {"omnicascade.api.console.throttle", "omnicascade.api.console.sessions"}
+QUERY_CALLS = re.compile(r"\bselect\(|\bsession\.execute\b|(?<!def )\btext\(")  # not read_text(
+
+
+def test_the_console_and_the_cli_do_not_query():
+    found = []
+    for name, path in MODULES.items():
+        rest = name.removeprefix("omnicascade.")
+        if name in QUERY_ALLOWED or not any(rest == p or rest.startswith(p + ".")
+                                            for p in QUERY_FREE):
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if QUERY_CALLS.search(line) and not line.lstrip().startswith("#"):
+                found.append(f"{name}:{number}: {line.strip()}")
+    assert not found, "SQL outside the read layer (reports/):\n" + "\n".join(found)
+
+
+# Where SQL may live at all (docs/architecture.md §2): db/ itself, the read layer (reports/),
+# and the modules that write, each named: the cascade's write paths (every module of
+# cascade/ takes a `session` and changes state through the lifecycle), the delivery ledger
+# and cap counting, customers and consent, Telegram links (a channel that stores its own
+# rows), the API's signature replay store, and the console's auth plumbing. Anything else asks one of these.
+SQL_HOMES = ("db", "reports", "cascade")
+SQL_WRITERS = {
+    "omnicascade.activities.ledger", "omnicascade.activities.caps",
+    "omnicascade.customers.model", "omnicascade.customers.consent",
+    "omnicascade.channels.telegram_link",
+    "omnicascade.api.replay", *QUERY_ALLOWED,
+}
+
+
+def test_sql_lives_in_db_the_read_layer_and_the_named_writers():
+    found = []
+    for name, path in MODULES.items():
+        rest = name.removeprefix("omnicascade.")
+        if name in SQL_WRITERS or any(rest == p or rest.startswith(p + ".") for p in SQL_HOMES):
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if QUERY_CALLS.search(line) and not line.lstrip().startswith("#"):
+                found.append(f"{name}:{number}: {line.strip()}")
+    assert not found, "SQL outside db/, reports/ and the named writers:\n" + "\n".join(found)
+
+
+# Settings (omnicascade/config/) is the one reader of the environment and .env: a second
+# reader escapes the production refusal of placeholders, `config check` and the warning
+# about misspelt variables. No exceptions are needed today (the embedded stack passes its
+# child processes their arguments, not environment variables); name one here if a module
+# ever must SET a variable for a child process — a write, not a read.
+ENV_READERS_ALLOWED: set[str] = set()
+ENV_MODULES = {"dotenv", "pydantic_settings"}
+
+
+def _env_reads(source: str) -> list[str]:
+    """Each read of the environment or .env in `source`: os.environ / os.getenv /
+    os.environb, `from os import environ|getenv`, and importing dotenv or pydantic-settings
+    (BaseSettings reads the environment by itself)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id == "os" and node.attr in {"environ", "getenv", "environb"}:
+            found.append(f"{node.lineno}: os.{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            module = (node.module or "").split(".")[0]
+            names = {a.name for a in node.names}
+            if module in ENV_MODULES or module == "os" and names & {"environ", "getenv"}:
+                found.append(f"{node.lineno}: from {node.module} import {', '.join(names)}")
+        elif isinstance(node, ast.Import):
+            found += [f"{node.lineno}: import {a.name}" for a in node.names
+                      if a.name.split(".")[0] in ENV_MODULES]
+    return found
+
+
+def test_the_checker_sees_every_way_of_reading_the_environment():
+    for source in ("import os\nx = os.environ['A']", "import os\nos.getenv('A')",
+                   "from os import environ", "from os import getenv as g",
+                   "from dotenv import dotenv_values", "import dotenv",
+                   "from pydantic_settings import BaseSettings", "import pydantic_settings"):
+        assert _env_reads(source), source
+    assert not _env_reads("import os\nos.path.join('a')\nfrom pydantic import BaseModel")
+
+
+def test_only_the_settings_read_the_environment():
+    found = [f"{name}:{hit}" for name, path in MODULES.items()
+             if not (name == "omnicascade.config" or name.startswith("omnicascade.config."))
+             and name not in ENV_READERS_ALLOWED
+             for hit in _env_reads(path.read_text())]
+    assert not found, "environment read outside omnicascade/config/:\n" + "\n".join(found)
+
+
+def test_only_the_clock_reads_the_wall_clock():
+    """One "now": `clock.now_utc` (issue 24). `datetime.now(…)`, `datetime.utcnow()` or a
+    second helper elsewhere would let two parts disagree on naive vs aware UTC."""
+    found = []
+    for name, path in MODULES.items():
+        if name == "omnicascade.clock":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in ("now", "utcnow") \
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "datetime":
+                found.append(f"{name}:{node.lineno}")
+            if isinstance(node, ast.FunctionDef) and node.name in ("utcnow", "now_utc"):
+                found.append(f"{name}:{node.lineno} defines {node.name}")
+    assert not found, "the wall clock read outside clock.py:\n" + "\n".join(found)

@@ -4,7 +4,7 @@ Order matters and is the whole point of this module:
 1. the delivery ledger says whether this step already happened (promise 2);
 2. the send-time guards decide Send / Skip / Defer (cascade/decision.py): a conversion
    since entry, a stopped run or ended cascade, a paused run (held), a missing or
-   suppressed address, no consent, quiet hours, the cap;
+   suppressed address, no consent, WhatsApp's closed 24 h window, quiet hours, the cap;
 3. the message is rendered outside any database transaction (a slow template holds no
    lock that a conversion would wait for);
 4. the provider's pacing slot is waited for (channels/ratelimit.py);
@@ -17,7 +17,9 @@ Order matters and is the whole point of this module:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -42,7 +44,6 @@ from omnicascade.campaign.templates import whatsapp
 from omnicascade.campaign.templates.helpers import favorite_product
 from omnicascade.campaign.templates.render import RenderError, build_context, render_message
 from omnicascade.campaign.variants import variant_promo
-from omnicascade.cascade.conversations import window_open
 from omnicascade.cascade.decision import Decision, Defer, Send, Skip, decide
 from omnicascade.channels.base import (
     Channel,
@@ -52,11 +53,15 @@ from omnicascade.channels.base import (
     pace,
 )
 from omnicascade.channels.outbox import OutboxChannel
+from omnicascade.channels.retry_after import bounded_delay
+from omnicascade.channels.sms_segments import segments, sms_body
 from omnicascade.channels.telegram_link import link_for_templates, uses_telegram_link
+from omnicascade.clock import now_utc
 from omnicascade.config import Settings
 from omnicascade.customers.links import unsubscribe_url
-from omnicascade.db.models import utcnow
 from omnicascade.db.session import read_scope, session_scope
+from omnicascade.telemetry import LOG_IDS, MESSAGES, PROVIDER_SECONDS, bounded
+from omnicascade.telemetry import channel as channel_label
 from omnicascade.vocabulary import DeliveryStatus, SkipReason, step_label
 from omnicascade.workflows.types import ACTIVITY_DELIVER, DeliverInput, DeliverResult, StepPlan
 
@@ -66,13 +71,31 @@ log = logging.getLogger("omnicascade.deliver")
 # (each bounded by the render budget) cannot starve the event loop that serves the API
 # and the worker in the same process. An ordinary message renders in about a millisecond.
 RENDERING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
+# Set when this attempt found the step already settled (a retry after a lost completion):
+# its outcome was counted by the attempt that settled it.
+_REPEATED: contextvars.ContextVar[bool] = contextvars.ContextVar("repeated", default=False)
+_REASONS = frozenset(SkipReason)
+_STATUSES = frozenset(DeliveryStatus)
+
+
+def count_outcome(step_channel: str, status: str, reason: str | None) -> None:
+    """The one place a step's outcome is counted (omnicascade_messages_total). The reason
+    label is a closed vocabulary: a skip/defer reason, or for a failure only where it
+    failed (template or provider) — a provider's own words are free text."""
+    if status in (DeliveryStatus.SKIPPED, DeliveryStatus.DEFERRED):
+        why = bounded(reason, _REASONS)
+    elif status in (DeliveryStatus.FAILED, DeliveryStatus.RETRYING):
+        why = "template" if (reason or "").startswith("template:") else "provider"
+    else:
+        why = ""
+    MESSAGES.labels(channel_label(step_channel), bounded(status, _STATUSES), why).inc()
 
 
 def _clock() -> datetime:
     """Naive UTC now: the later of the wall clock and the attempt's schedule time, so quiet
     hours follow the workflow's clock (the time-skipping test server drives them across a
     DST night)."""
-    now = utcnow()
+    now = now_utc()
     try:
         scheduled = activity.info().current_attempt_scheduled_time
     except RuntimeError:  # called outside an activity (tests, tools)
@@ -96,9 +119,10 @@ def record_decision(facts: Facts, decision: Decision, *, session: Session) -> De
 
 
 def compose(facts: Facts, step: StepPlan, enrollment_id: str, settings: Settings,
-            telegram_link: str | None, window_open: bool | None = None) -> Message:
+            telegram_link: str | None) -> Message:
     """Render the message for this customer (raises RenderError). A whatsapp step also
-    renders its approved template's variables, or needs the 24 h window (`window_open`)."""
+    renders its approved template's variables, or sends its free-form body (the decision
+    let it through only inside the 24 h window: skip `window_closed` otherwise)."""
     spec = facts.spec
     assert spec is not None and isinstance(facts.situation.address, str)
     promo_spec = variant_promo(spec, facts.variant)
@@ -114,11 +138,13 @@ def compose(facts: Facts, step: StepPlan, enrollment_id: str, settings: Settings
         variant=facts.variant, favorite_product=favorite_product(facts.orders),
         telegram_link=telegram_link)
     rendered = render_message(facts.templates, context, template=step.template)
-    data = whatsapp.message_data(facts.templates, context, template=step.template,
-                                 window_open=window_open) if step.channel == "whatsapp" else {}
+    data = whatsapp.message_data(facts.templates, context, template=step.template) \
+        if step.channel == "whatsapp" else {}
     return Message(
         delivery_id=facts.delivery_id, channel=step.channel, to=facts.situation.address,
-        body=rendered.body, subject=rendered.subject, html=rendered.html,
+        # an SMS goes out (and is counted) as Smart Encoding leaves it (sms_segments.py)
+        body=sms_body(rendered.body) if step.channel == "sms" else rendered.body,
+        subject=rendered.subject, html=rendered.html,
         title=rendered.title, customer_id=str(facts.base["customer_id"]), run_id=facts.run_id,
         step=step.key, campaign=spec.campaign, unsubscribe_url=unsub, data=data)
 
@@ -131,11 +157,23 @@ def _warn(run_id: str, inp: DeliverInput, outcome: str, reason: str) -> None:
                 reason[:300])
 
 
+def _redact(reason: str, message: Message) -> str:
+    """A provider's reason without the recipient's address or id: it is returned to the
+    workflow (Temporal history) and logged, and neither may hold personal data."""
+    for value in (message.to, message.customer_id):
+        if value and len(value) > 2:
+            reason = reason.replace(value, "<recipient>")
+    return reason
+
+
 def _retry(exc: RetryableSendError) -> ApplicationError:
-    """Temporal retries the activity, after the provider's delay when it gave one."""
+    """Temporal retries the activity, after the provider's delay when it gave one. Bounded
+    here too (a channel that forgot to): Temporal does not cap next_retry_delay by the retry
+    policy, and a non-finite delay must not turn every attempt into a traceback."""
+    delay = bounded_delay(exc.retry_after)
+    wait = timedelta(seconds=delay) if delay else None
     return ApplicationError(f"not sent, will retry: {exc.reason}",
-                            next_retry_delay=timedelta(seconds=exc.retry_after)
-                            if exc.retry_after else None)
+                            next_retry_delay=wait or None)  # under 1 µs: the policy's
 
 
 class DeliverActivities:
@@ -161,7 +199,16 @@ class DeliverActivities:
 
     @activity.defn(name=ACTIVITY_DELIVER)
     async def deliver_step(self, inp: DeliverInput) -> DeliverResult:
-        result = await self._deliver(inp)
+        LOG_IDS.set({"enrollment_id": inp.enrollment_id, "step": step_label(inp.step.key),
+                     "channel": inp.step.channel})
+        _REPEATED.set(False)
+        try:
+            result = await self._deliver(inp)
+        except ApplicationError as exc:  # not sent, Temporal retries it
+            count_outcome(inp.step.channel, DeliveryStatus.RETRYING, str(exc.message))
+            raise
+        if not _REPEATED.get():
+            count_outcome(inp.step.channel, result.status, result.reason)
         if inp.completes and result.status != DeliveryStatus.DEFERRED:
             # The cascade ends with this step: record it here and spare the workflow a
             # separate finish activity (a retry lands here again, so it cannot be lost).
@@ -174,7 +221,9 @@ class DeliverActivities:
         now = _clock()
         recheck = self.settings.pause_recheck_s
         facts = await self._read(load_facts, inp, now, recheck_s=recheck)
+        LOG_IDS.set({**(LOG_IDS.get() or {}), "run_id": facts.run_id})
         if facts.stored is not None:
+            _REPEATED.set(True)
             return facts.stored
         if facts.row_status == DeliveryStatus.SENDING:
             return await self._db(mark_unknown, facts.delivery_id)
@@ -185,14 +234,9 @@ class DeliverActivities:
             link = None
             if uses_telegram_link(facts.templates):  # a one-time token: a (rare) write
                 link = await self._db(link_for_templates, facts.templates,
-                                      str(facts.base["customer_id"]))
-            window = None  # free-form WhatsApp: did the customer write in the last 24 h?
-            if inp.step.channel == "whatsapp" and whatsapp.PART not in facts.templates:
-                window = await self._read(window_open, "whatsapp",
-                                          str(facts.situation.address), utcnow())
+                                      str(facts.base["customer_id"]), self.settings.telegram)
             message = await asyncio.get_running_loop().run_in_executor(
-                RENDERING, compose, facts, inp.step, inp.enrollment_id, self.settings, link,
-                window)
+                RENDERING, compose, facts, inp.step, inp.enrollment_id, self.settings, link)
         except RenderError as exc:
             _warn(facts.run_id, inp, "failed", f"template: {exc}")
             return await self._db(record, facts, DeliveryStatus.FAILED, f"template: {exc}")
@@ -207,6 +251,7 @@ class DeliverActivities:
         except IntegrityError:  # a concurrent attempt inserted the row first: re-read it
             facts, last = await self._db(claim, inp, now, recheck_s=recheck)
         if isinstance(last, DeliverResult):
+            _REPEATED.set(last.status != DeliveryStatus.UNKNOWN)  # unknown: settled just now
             return last
         if not isinstance(last, Send):
             return await self._db(record_decision, facts, last)
@@ -216,22 +261,31 @@ class DeliverActivities:
 
     async def _send(self, channel: Channel, message: Message,
                     inp: DeliverInput) -> DeliverResult:
+        started = time.perf_counter()
         try:
-            sent = await channel.send(message)
+            try:
+                sent = await channel.send(message)
+            finally:
+                PROVIDER_SECONDS.labels(channel_label(message.channel)).observe(
+                    time.perf_counter() - started)
         except RetryableSendError as exc:
+            exc.reason = _redact(exc.reason, message)
             await self._db(finish, message.delivery_id, DeliveryStatus.RETRYING, exc.reason,
                            channel.provider, None)
             raise _retry(exc) from None
         except PermanentSendError as exc:
-            _warn(message.run_id, inp, "failed", exc.reason)
+            _warn(message.run_id, inp, "failed", _redact(exc.reason, message))
             return await self._db(finish, message.delivery_id, DeliveryStatus.FAILED,
-                                  exc.reason, channel.provider, None,
+                                  _redact(exc.reason, message), channel.provider, None,
                                   suppress_as=(exc.suppress_reason or exc.reason)
                                   if exc.suppress else None, forget=exc.forget)
         except Exception as exc:  # ambiguous: it may have gone out
             _warn(message.run_id, inp, "unknown", type(exc).__name__)
             return await self._db(finish, message.delivery_id, DeliveryStatus.UNKNOWN,
-                                  f"{type(exc).__name__}: {exc}", channel.provider, None)
+                                  _redact(f"{type(exc).__name__}: {exc}", message),
+                                  channel.provider, None)
+        # what the provider billed if it says, else our count of the exact body sent
+        billed = sent.segments or (segments(message.body) if message.channel == "sms" else None)
         return await self._db(finish, message.delivery_id, DeliveryStatus.SENT, None,
-                              sent.provider, sent.message_id, segments=sent.segments,
-                              unit_cost=self.settings.unit_cost(message.channel))
+                              sent.provider, sent.message_id, segments=billed,
+                              settings=self.settings)

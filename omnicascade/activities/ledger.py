@@ -14,31 +14,35 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.exceptions import ApplicationError
 
+from omnicascade.activities.caps import cap_window
 from omnicascade.campaign.model import CampaignSpec
+from omnicascade.campaign.templates.whatsapp import needs_window
 from omnicascade.campaign.variants import variant_steps
 from omnicascade.cascade import lifecycle
+from omnicascade.cascade.cascade_input import run_spec
+from omnicascade.cascade.conversations import window_open
 from omnicascade.cascade.decision import (
     Decision,
     Recipient,
     Send,
     Situation,
-    applies_to,
     decide,
 )
 from omnicascade.cascade.entries import converted_since
-from omnicascade.cascade.plan import run_spec
 from omnicascade.cascade.send_history import ledger_send_time
-from omnicascade.clock import LIVE, RunClock, clock_of
+from omnicascade.clock import LIVE, RunClock, clock_of, now_utc
+from omnicascade.config import Settings, load_settings
 from omnicascade.customers.consent import forget_address, load_suppressed, suppress
 from omnicascade.customers.model import customer_dict, customer_orders
-from omnicascade.db.models import Customer, Delivery, DeliveryEvent, Enrollment, Run, utcnow
+from omnicascade.db.models import Customer, Delivery, DeliveryEvent, Enrollment, Run
 from omnicascade.vocabulary import (
     ENGAGEMENT_EVENTS,
     SETTLED,
+    WENT_OUT,
     DeliveryStatus,
     EnrollmentStatus,
     Phase,
@@ -47,8 +51,6 @@ from omnicascade.vocabulary import (
 from omnicascade.workflows.types import DeliverInput, DeliverResult, StepPlan
 
 DIED_MID_CALL = "attempt died during the provider call; not resent"
-# Count against a frequency cap: handed to a provider, possibly, or about to be.
-CAPPED = (DeliveryStatus.SENT, DeliveryStatus.UNKNOWN, DeliveryStatus.SENDING)
 
 
 @dataclass
@@ -75,26 +77,6 @@ def result_of(row: Delivery) -> DeliverResult:
     return DeliverResult(row.id, row.status, row.reason, row.provider_message_id)
 
 
-def sends_in_window(spec: CampaignSpec, customer_id: str, delivery_id: str, channel: str,
-                    *, session: Session, lock: bool, clock: RunClock = LIVE) -> int | None:
-    """Messages to this customer in the cap's window, across every campaign (None: no cap
-    applies). With `lock` the customer row is locked first (SQLite: the transaction already
-    holds the write lock), so two campaigns racing for one customer cannot both slip under
-    the cap. The window is the run's: a rehearsal's "24 h" lasts 24 h of campaign time."""
-    cap = spec.frequency_cap
-    if cap is None or not applies_to(cap, channel):
-        return None
-    if lock:
-        session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
-    q = select(func.count()).select_from(Delivery).where(
-        Delivery.customer_id == customer_id, Delivery.id != delivery_id,
-        Delivery.status.in_(CAPPED),
-        Delivery.created_at >= utcnow() - clock.wall_span(timedelta(seconds=cap.per)))
-    if cap.channels:
-        q = q.where(Delivery.channel.in_(cap.channels))
-    return int(session.scalar(q) or 0)
-
-
 def step_skip_if(spec: CampaignSpec, variant: str, step: StepPlan) -> frozenset[str]:
     """The `skip_if` of a cascade step as written in the customer's variant."""
     steps = variant_steps(spec, variant)
@@ -117,8 +99,10 @@ def engaged_before(enrollment_id: str, delivery_id: str, skip_if: frozenset[str]
     return frozenset(kind for kind in skip_if if ENGAGEMENT_EVENTS[kind] & found)
 
 
-# The cascade itself was ended (its run stopped, its version replaced, an exit event).
-ENDED_EARLY = frozenset({EnrollmentStatus.STOPPED, EnrollmentStatus.EXITED})
+# The cascade itself was ended (its run stopped, its version replaced, an exit event, its
+# customer erased).
+ENDED_EARLY = frozenset({EnrollmentStatus.STOPPED, EnrollmentStatus.EXITED,
+                         EnrollmentStatus.ERASED})
 
 
 def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
@@ -142,7 +126,7 @@ def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
     assert run is not None
     spec = run_spec(run)
     clock = clock_of(run)
-    now = clock.campaign(now)
+    wall_now, now = now, clock.campaign(now)
     base = dict(id=delivery_id, enrollment_id=enrollment.id, run_id=run.id,
                 customer_id=enrollment.customer_id, step_key=step.key, step_index=step.index,
                 phase=step.phase, channel=step.channel, template=step.template, attempts=0)
@@ -155,8 +139,14 @@ def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
     customer = session.get(Customer, enrollment.customer_id)
     suppressed = load_suppressed([customer], session=session) if customer else frozenset()
     skip_if = step_skip_if(spec, enrollment.variant, step) if engagement else frozenset()
+    templates = run.snapshot["templates"].get(step.template, {})
+    recipient = Recipient.of(customer, suppressed)
+    free_form = needs_window(step.channel, templates)
+    cap = cap_window(spec, enrollment.customer_id, delivery_id, step.channel,
+                     session=session, lock=lock, clock=clock, now=wall_now)
+    to = recipient.addresses.get(step.channel) if recipient else None
     facts.situation = Situation(
-        step.channel, Recipient.of(customer, suppressed), now.replace(tzinfo=UTC),
+        step.channel, recipient, now.replace(tzinfo=UTC),
         converted=step.phase == Phase.CASCADE
         and converted_since(enrollment, session=session),  # keys respected
         stopped=run.status == RunStatus.STOPPED or enrollment.status in ENDED_EARLY,
@@ -164,16 +154,20 @@ def load_facts(inp: DeliverInput, now: datetime, *, session: Session,
         recheck=clock.span(timedelta(seconds=recheck_s)),
         quiet_hours=spec.quiet_hours, campaign_timezone=spec.timezone,
         frequency_cap=spec.frequency_cap,
-        sends_in_cap_window=sends_in_window(spec, enrollment.customer_id, delivery_id,
-                                            step.channel, session=session, lock=lock,
-                                            clock=clock),
+        sends_in_cap_window=cap[0] if cap else None, cap_admits_at=cap[1] if cap else None,
+        # a step deferred before (quiet hours, the cap) came due when its row was written
+        due=clock.campaign(row.created_at).replace(tzinfo=UTC)
+        if row is not None and row.created_at else None,
         skip_if=skip_if, engaged=engaged_before(enrollment.id, delivery_id, skip_if,
                                                 session=session) if skip_if else frozenset(),
         send_time=ledger_send_time(spec, enrollment.variant, step, row, customer, clock,
-                                   session=session) if engagement else None)
+                                   session=session) if engagement else None,
+        # WhatsApp's own 24 h, on the wall clock even in a rehearsal: the provider's rule
+        needs_window=free_form, window_open=free_form and to is not None
+        and window_open(step.channel, to, now_utc(), session=session))
     facts.run_id, facts.spec = run.id, spec
     facts.clock, facts.sends_live = clock, bool(run.sends_live)
-    facts.templates = run.snapshot["templates"].get(step.template, {})
+    facts.templates = templates
     facts.customer = customer_dict(customer) if customer else {}
     facts.variant, facts.promo_code = enrollment.variant, enrollment.promo_code
     facts.event_data = enrollment.event_data
@@ -207,8 +201,17 @@ def mark_unknown(delivery_id: str, *, session: Session) -> DeliverResult:
     assert row is not None
     if row.status == DeliveryStatus.SENDING:
         row.status, row.reason = DeliveryStatus.UNKNOWN, DIED_MID_CALL
+        price(row, None)  # it may have gone out: it costs like one that did
         session.flush()
     return result_of(row)
+
+
+def price(row: Delivery, settings: Settings | None) -> None:
+    """A message that went out (or may have) is priced once, when its status says so, and
+    its cost is stored with its currency: reports read it and never price again."""
+    settings = settings or load_settings()
+    row.cost = settings.price_of(row.channel, row.segments)
+    row.cost_currency = settings.cost_currency
 
 
 def claim(inp: DeliverInput, now: datetime, *, session: Session, recheck_s: float = 300.0
@@ -230,7 +233,7 @@ def claim(inp: DeliverInput, now: datetime, *, session: Session, recheck_s: floa
         row = Delivery(**facts.base)
         session.add(row)
     row.status, row.reason, row.to_address = DeliveryStatus.SENDING, None, facts.situation.address
-    row.sending_at = utcnow()
+    row.sending_at = now_utc()
     row.attempts = (row.attempts or 0) + 1
     session.flush()
     return facts, decision
@@ -238,18 +241,20 @@ def claim(inp: DeliverInput, now: datetime, *, session: Session, recheck_s: floa
 
 def finish(delivery_id: str, status: DeliveryStatus, reason: str | None, provider: str | None,
            message_id: str | None, *, session: Session, suppress_as: str | None = None,
-           segments: int | None = None, unit_cost: float = 0.0,
+           segments: int | None = None, settings: Settings | None = None,
            forget: bool = False) -> DeliverResult:
     """Record the provider's answer. `suppress_as` suppresses the address for every
-    campaign with that reason; `forget` removes a dead address from the customer."""
+    campaign with that reason; `forget` removes a dead address from the customer. A sent
+    message is priced here, once (Settings.price_of), and stored with its currency."""
     row = session.get(Delivery, delivery_id)
     assert row is not None
     row.status, row.reason, row.provider, row.provider_message_id = (status, reason, provider,
                                                                      message_id)
     if status == DeliveryStatus.SENT:
-        row.sent_at = utcnow()
+        row.sent_at = now_utc()
         row.segments = segments
-        row.cost = round(unit_cost * (segments or 1), 6)
+    if status in WENT_OUT:
+        price(row, settings)
     if suppress_as and row.to_address:  # idempotent: another campaign may have done it
         suppress(row.channel, row.to_address, suppress_as[:64], session=session)
     if forget and row.to_address:

@@ -1,7 +1,7 @@
-"""The FastAPI application: thin routes over plain functions (routes.py, runs.py, reads.py,
-unsubscribe.py, webhooks.py) and the web console at / (console/). Every write is signed
-(signature.py), every read carries the bearer token (reads.py); errors are JSON
-`{"detail": …}`; the console has its own login (console/security.py)."""
+"""The FastAPI application: thin routes over plain functions (routes.py, run_control.py,
+reads.py, unsubscribe.py, provider_callbacks.py, receiver_reports.py) and the web console
+at / (console/). Every write is signed (signature.py), every read carries the bearer token
+(reads.py); errors are JSON `{"detail": …}`; the console has its own login (console/security.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
-from omnicascade.api import console, feedback, reads, routes, runs, unsubscribe, webhooks
+from omnicascade.api import (
+    console,
+    erasure,
+    ops,
+    provider_callbacks,
+    reads,
+    receiver_reports,
+    routes,
+    run_control,
+    unsubscribe,
+)
 from omnicascade.api.http import ApiError
 from omnicascade.cascade.temporal import LazyClient
 from omnicascade.config import Settings
@@ -35,10 +45,15 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
                               "read. Writes are signed with X-Omnicascade-Signature; reads "
                               "need `Authorization: Bearer <OMNICASCADE_API_TOKEN>`.")
     app.state.settings = settings
-    app.state.secret = settings.resolved_webhook_secret(create=True)
-    app.state.api_token = settings.resolved_api_token(create=True)  # for the reads
+    # Rotating secrets (`new,old`): every listed key verifies a signature or a read.
+    app.state.secrets = settings.keys("webhook_secret", create=True)
+    app.state.secret = app.state.secrets[0]
+    app.state.api_tokens = settings.keys("api_token", create=True)  # for the reads
+    app.state.api_token = app.state.api_tokens[0]
     app.state.temporal = LazyClient(settings, client)
     app.state.webhook_providers = {}  # built from the environment on first use
+    app.state.gauges = ops.gauges_registry(settings.db_url)  # /metrics' database gauges
+    app.add_middleware(ops.CountRequests)
 
     @app.exception_handler(ApiError)
     async def _api_error(_req: Request, exc: ApiError) -> JSONResponse:
@@ -62,10 +77,12 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
 
     app.include_router(routes.router)
-    app.include_router(runs.router)
+    app.include_router(run_control.router)
+    app.include_router(erasure.router)  # DELETE /v1/customers/{id}
     app.include_router(reads.router)
     app.include_router(unsubscribe.router)
-    app.include_router(webhooks.router)
-    app.include_router(feedback.router)  # the webhook channel's receiver reports back
-    console.mount(app, settings, app.state.secret)  # the web console at /
+    app.include_router(provider_callbacks.router)
+    app.include_router(receiver_reports.router)  # the webhook channel's receiver reports back
+    app.include_router(ops.router)  # /ready, /metrics
+    console.mount(app, settings)  # the web console at /
     return app

@@ -85,7 +85,7 @@ async def signed_json(request: Request, model: type[M], *,
     a body (still signed, over no bytes) reads as that JSON, e.g. b"{}"."""
     body = await read_body(request)
     try:
-        signed = signature.verify(request.app.state.secret,
+        signed = signature.verify(request.app.state.secrets,
                                   request.headers.get(signature.HEADER), request.method,
                                   signed_path(request), body,
                                   settings_of(request).signature_tolerance_s)

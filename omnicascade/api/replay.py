@@ -15,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from omnicascade.api.signature import SignatureError, Signed
-from omnicascade.db.models import RequestSignature, utcnow
+from omnicascade.clock import now_utc
+from omnicascade.db.models import RequestSignature
 
 PRUNE_CHUNK = 100  # old rows deleted per accepted request: a request adds only one
 ALREADY_USED = ("signature already used: each signed request takes effect once; sign every "
@@ -30,7 +31,7 @@ def key(signed: Signed) -> str:
 def claim(session: Session, signed: Signed, tolerance_s: int) -> None:
     """Use the signature up in `session`'s transaction, or SignatureError if it was used."""
     signed_at = datetime.fromtimestamp(signed.t, UTC).replace(tzinfo=None)
-    session.add(RequestSignature(id=key(signed), signed_at=signed_at, accepted_at=utcnow()))
+    session.add(RequestSignature(id=key(signed), signed_at=signed_at, accepted_at=now_utc()))
     try:
         session.flush()
     except IntegrityError:  # the caller's transaction rolls back: no effect
@@ -41,7 +42,7 @@ def claim(session: Session, signed: Signed, tolerance_s: int) -> None:
 def prune(session: Session, tolerance_s: int, now: datetime | None = None) -> int:
     """Delete up to PRUNE_CHUNK rows that can never match again; rows another transaction
     is deleting are skipped (PostgreSQL), so concurrent prunes never wait or deadlock."""
-    cutoff = (now or utcnow()) - timedelta(seconds=2 * tolerance_s)
+    cutoff = (now or now_utc()) - timedelta(seconds=2 * tolerance_s)
     old = (select(RequestSignature.id).where(RequestSignature.signed_at < cutoff)
            .limit(PRUNE_CHUNK).with_for_update(skip_locked=True))
     result = session.execute(delete(RequestSignature).where(RequestSignature.id.in_(old))

@@ -3,12 +3,15 @@ mac is HMAC-SHA256, keyed with OMNICASCADE_WEBHOOK_SECRET, over "<t>.<METHOD>.<p
 body>" (METHOD upper-case, path as sent with any `?query`): a body signed for one route or
 method is refused on every other. Compared in constant time; a `t` more than the tolerance
 away from the server's clock is refused; each signature takes effect once (replay.py).
-The old v1 form (t + body only) is refused with a message that says how to sign now."""
+The old v1 form (t + body only) is refused with a message that says how to sign now.
+The secret rotates: given `new,old` (Settings.keys), a signature made with any listed key
+verifies; shops sign with the first once they have it."""
 
 from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # The mac and the header are shared with the webhook channel, which signs its messages the
@@ -32,10 +35,11 @@ class Signed:
     mac: str
 
 
-def verify(secret: str, header: str | None, method: str, path: str, body: bytes,
+def verify(secret: str | Sequence[str], header: str | None, method: str, path: str, body: bytes,
            tolerance_s: int = 300, now: float | None = None) -> Signed:
     """The signature if it is valid for this method, path, body and time; else
-    SignatureError with the reason. Whether it was used before is replay.py's question."""
+    SignatureError with the reason. Whether it was used before is replay.py's question.
+    `secret`: one key, or every key of the rotating secret (any may have signed)."""
     if not header:
         raise SignatureError(f"missing {HEADER} header")
     parts: dict[str, list[str]] = {}
@@ -52,9 +56,10 @@ def verify(secret: str, header: str | None, method: str, path: str, body: bytes,
     if abs((time.time() if now is None else now) - int(raw_t)) > tolerance_s:
         raise SignatureError(f"{HEADER} timestamp is more than {tolerance_s}s away from the "
                              f"server's clock")
-    expected = mac(secret, raw_t, method, path, body)
-    # compare_digest refuses non-ASCII text with a TypeError: such a value never matches.
-    if not any(v.isascii() and hmac.compare_digest(expected, v) for v in parts["v2"]):
-        raise SignatureError("signature does not match (signed string: "
-                             "\"<t>.<METHOD>.<path>.<raw body>\")")
-    return Signed(int(raw_t), expected)
+    for key in [secret] if isinstance(secret, str) else secret:
+        expected = mac(key, raw_t, method, path, body)
+        # compare_digest refuses non-ASCII text with a TypeError: such a value never matches.
+        if any(v.isascii() and hmac.compare_digest(expected, v) for v in parts["v2"]):
+            return Signed(int(raw_t), expected)
+    raise SignatureError("signature does not match (signed string: "
+                         "\"<t>.<METHOD>.<path>.<raw body>\")")

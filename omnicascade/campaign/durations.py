@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_PART = re.compile(r"(\d+)([smhdw])")
-_WHOLE = re.compile(r"^(?:\d+[smhdw])+$")
+# ASCII digits only: `\d` and int() also take other scripts' digits (١٢h, ７d).
+_PART = re.compile(r"([0-9]+)([smhdw])")
+_WHOLE = re.compile(r"^(?:[0-9]+[smhdw])+$")
 MAX_SECONDS = 3650 * 86400
 
 

@@ -1,5 +1,6 @@
-"""The campaign as validated data: pydantic models of the YAML (DESIGN §4). Loading the
-file and reporting problems by line and column is `load.py`; this module is the shape."""
+"""The campaign as validated data: pydantic models of the YAML (docs/architecture.md §4).
+Loading the file and reporting problems by line and column is `load.py`; this module is
+the shape."""
 
 from __future__ import annotations
 
@@ -16,12 +17,16 @@ from pydantic import (
     model_validator,
 )
 
+from omnicascade.campaign.codes import pattern_problem
 from omnicascade.campaign.durations import parse_duration
+from omnicascade.campaign.experiment_rules import DEFAULT_UPDATE_EVERY_S, Allocation, Winner
 from omnicascade.campaign.steps import (
     DEFAULT_MAX_DELAY_S,
     DEFAULT_MIN_EVENTS,
     Duration,
     FollowUp,
+    FrequencyCap,
+    MinEvents,
     SendTimeMode,
     SendTimePolicy,
     Step,
@@ -29,11 +34,10 @@ from omnicascade.campaign.steps import (
     send_time_policy,
 )
 from omnicascade.validation import time_zone
-from omnicascade.vocabulary import DEFAULT_VARIANT, HOLDOUT, Channel
+from omnicascade.vocabulary import DEFAULT_VARIANT, HOLDOUT
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-RANDOM_PART = re.compile(r"\{random:(\d+)\}")
+_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")  # ASCII digits, as durations
 def _inside(v: str | None) -> str | None:
     """templates_dir is a folder inside the campaign's folder, written relative to it."""
     if v is not None and (v.startswith(("/", "\\", "~")) or ":" in v
@@ -150,11 +154,10 @@ class Promo(_Model):
 
     @field_validator("pattern")
     @classmethod
-    def _has_random(cls, v: str) -> str:
-        m = RANDOM_PART.search(v)
-        if not m or not 4 <= int(m.group(1)) <= 32:
-            raise ValueError("pattern needs a {random:N} part (4 ≤ N ≤ 32) so every code "
-                             "is unique, e.g. CART-{random:6}")
+    def _makes_codes(cls, v: str) -> str:  # any case: codes come out in their normal form
+        problem = pattern_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
 
 
@@ -171,12 +174,6 @@ class QuietHours(_Model):
         return v
 
 
-class FrequencyCap(_Model):
-    max: int = Field(ge=1)
-    per: Duration
-    channels: list[Channel] | None = None
-
-
 Order = Literal["as_written", "cost", "preference"]
 
 
@@ -190,11 +187,21 @@ class Variant(_Model):
 class Experiment(_Model):
     holdout: Percent = 0.0
     variants: dict[str, Variant] = Field(min_length=1)
+    winner: Winner | None = None  # decide by itself (campaign/experiment_rules.py)
+    allocation: Allocation = "fixed"  # bandit: Thompson sampling moves the shares
+    floor: Percent = 10.0  # a bandit's least share per variant
+    update_every: Duration = DEFAULT_UPDATE_EVERY_S
 
     @model_validator(mode="after")
     def _weights(self) -> Experiment:
         if not 0 <= self.holdout < 100:
             raise ValueError("holdout must be at least 0% and below 100%")
+        if self.winner and len(self.variants) < 2:
+            raise ValueError("winner needs at least two variants to choose from")
+        if self.allocation == "bandit" and (len(self.variants) < 2 or self.update_every < 60
+                                            or self.floor * len(self.variants) > 100):
+            raise ValueError("allocation: bandit needs two variants or more, update_every of "
+                             "at least 1m, and floor × variants at most 100%")
         total = sum(v.weight for v in self.variants.values())
         if abs(total - 100) > 1e-6:
             raise ValueError(f"variant weights must add up to 100 (they add up to {total:g})")
@@ -223,8 +230,10 @@ class CampaignSpec(_Model):
     # send-time optimisation for every cascade step (a step's own `send_time` wins)
     send_time: SendTimeMode = "scheduled"
     max_delay: Duration = DEFAULT_MAX_DELAY_S
-    send_time_min_events: int = Field(DEFAULT_MIN_EVENTS, ge=1)
+    send_time_min_events: MinEvents = DEFAULT_MIN_EVENTS
     templates_dir: Annotated[str | None, AfterValidator(_inside)] = None
+    # receipts and the like: sent to the global control group too (OMNICASCADE_GLOBAL_CONTROL)
+    transactional: bool = False
 
     @field_validator("campaign")
     @classmethod

@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    field_validator,
 )
 
 from omnicascade.campaign.durations import format_duration, parse_duration
@@ -47,6 +48,18 @@ SendTimeMode = Literal["best", "scheduled"]
 SEND_TIME_MODES: tuple[str, ...] = ("best", "scheduled")
 DEFAULT_MAX_DELAY_S = 86_400
 DEFAULT_MIN_EVENTS = 3
+MAX_MIN_EVENTS = 10_000  # more engagements than any customer's history holds
+
+
+def _min_events(value: object) -> int:
+    """`send_time_min_events`: a whole number, 1 to MAX_MIN_EVENTS (not 1e26, not "3")."""
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not 1 <= value <= MAX_MIN_EVENTS:
+        raise ValueError(f"must be a whole number from 1 to {MAX_MIN_EVENTS:,}")
+    return int(value)
+
+
+MinEvents = Annotated[int, BeforeValidator(_min_events)]
 
 
 class Step(_Model):
@@ -79,3 +92,27 @@ def send_time_policy(step: Step, campaign_mode: SendTimeMode, campaign_max_delay
         return None
     delay = step.max_delay if step.max_delay is not None else campaign_max_delay
     return SendTimePolicy(delay, min_events)
+
+
+CAP_MAX_DELAY_S = 30 * 86_400  # a capped send held longer than a month is not a reminder
+
+
+class FrequencyCap(_Model):
+    """At most `max` messages per `per`. A capped send waits (`defer`, at most `max_delay`,
+    default `per`) until the window admits it, or is skipped at once (`skip`)."""
+    max: int = Field(ge=1)
+    per: Duration
+    channels: list[Channel] | None = None
+    on_cap: Literal["defer", "skip"] = "defer"
+    max_delay: Duration | None = None
+
+    @field_validator("max_delay")
+    @classmethod
+    def _max_delay(cls, v: int | None) -> int | None:
+        if v is not None and v > CAP_MAX_DELAY_S:
+            raise ValueError("frequency_cap.max_delay must be at most 30d")
+        return v
+
+    @property
+    def max_delay_s(self) -> int:
+        return self.per if self.max_delay is None else self.max_delay

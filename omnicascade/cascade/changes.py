@@ -41,20 +41,80 @@ def _step(step: Any, wait_field: str) -> str:
     return f"{step.channel} · {step.template}{tail}"
 
 
-def _side_by_side(old: list[str], new: list[str]) -> list[dict[str, Any]]:
+def words(value: Any) -> str:
+    """A setting's value as a marketer reads it: `max 4, per 1d`, not raw JSON."""
+    if value is None or value == [] or value == {}:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(words(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {words(v)}" if not isinstance(v, dict) else f"{k} ({words(v)})"
+                         for k, v in value.items() if v not in (None, [], {})) or "none"
+    return str(value)
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested setting as `a.b: value` pairs, to say which part of it changed."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def change_words(key: str, old: Any, new: Any) -> str:
+    """`wait 1d → 2d`, `quiet_hours.end 08:00 → 09:00`: each part that changed, in words."""
+    if old is None or new is None or not (isinstance(old, dict) and isinstance(new, dict)):
+        return f"{key} {words(old)} → {words(new)}"
+    a, b = _flat(old, key), _flat(new, key)
+    return "; ".join(f"{k} {words(a.get(k))} → {words(b.get(k))}"
+                     for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k))
+
+
+def _side_by_side(old: list[Any], new: list[Any], wait_field: str) -> list[dict[str, Any]]:
+    """Steps of the live and the new version, aligned (a step inserted at the front is
+    `new`, and the ones after it unchanged, not all `changed`); numbered from 1 as every
+    other view. `index` (0-based row) and `changed` are kept for machines."""
+    a = [_step(s, wait_field) for s in old]
+    b = [_step(s, wait_field) for s in new]
+    pairs: list[tuple[int | None, int | None]] = []
+    for _op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        span = max(i2 - i1, j2 - j1)
+        pairs += [(i1 + k if i1 + k < i2 else None, j1 + k if j1 + k < j2 else None)
+                  for k in range(span)]
+    label = "step" if wait_field == "wait" else "after"
     rows = []
-    for i in range(max(len(old), len(new))):
-        a = old[i] if i < len(old) else None
-        b = new[i] if i < len(new) else None
-        rows.append({"index": i, "live": a, "new": b, "changed": a != b})
+    for index, (i, j) in enumerate(pairs):
+        live, now = (a[i] if i is not None else None), (b[j] if j is not None else None)
+        status = ("new" if i is None else "removed" if j is None
+                  else "same" if live == now else "changed")
+        number = (j if j is not None else i)
+        assert number is not None
+        row = {"index": index, "number": number + 1, "label": f"{label} {number + 1}",
+               "live": live, "new": now, "changed": status != "same", "status": status}
+        if status == "changed":
+            assert i is not None and j is not None
+            was, becomes = old[i].model_dump(mode="json"), new[j].model_dump(mode="json")
+            row["words"] = "; ".join(change_words(k, was.get(k), becomes.get(k))
+                                     for k in dict.fromkeys([*was, *becomes])
+                                     if was.get(k) != becomes.get(k))
+        elif status == "new":
+            row["words"] = f"new: {now}"
+        elif status == "removed":
+            row["words"] = f"removed: {live}"
+        rows.append(row)
     return rows
 
 
 def _settings(old: CampaignSpec | None, new: CampaignSpec) -> list[dict[str, Any]]:
     a = old.model_dump(mode="json") if old else {}
     b = new.model_dump(mode="json")
-    return [{"key": k, "live": a.get(k), "new": b.get(k)} for k in SETTINGS
-            if old is None or a.get(k) != b.get(k)]
+    return [{"key": k, "live": a.get(k), "new": b.get(k),
+             "words": change_words(k, a.get(k), b.get(k)) if old else f"{k} {words(b.get(k))}"}
+            for k in SETTINGS if old is None or a.get(k) != b.get(k)]
 
 
 def _templates(old: dict[str, dict[str, str]], new: dict[str, dict[str, str]],
@@ -86,8 +146,8 @@ def _in_flight(campaign: str, in_flight: InFlight, *, session: Session) -> dict[
     where: Counter[str] = Counter()
     for enrollment_id, version, converted_at in live:
         step = last.get(enrollment_id)
-        at = ("converted, follow-up due" if converted_at else
-              "before the first step" if step is None else f"after step {step}")
+        at = ("converted, follow-up due" if converted_at else  # steps numbered from 1
+              "before the first step" if step is None else f"after step {step + 1}")
         where[f"version {version}: {at}"] += 1
     fate = ("they end now, stopped with reason `replaced` (--in-flight stop)"
             if in_flight == "stop" else
@@ -129,11 +189,9 @@ def plan_launch(loaded: LoadedCampaign, *, session: Session,
 
 def _changes(old: CampaignSpec | None, new: CampaignSpec, old_templates: dict[str, Any],
              new_templates: dict[str, Any]) -> dict[str, Any]:
-    return {"steps": _side_by_side([_step(s, "wait") for s in old.steps] if old else [],
-                                   [_step(s, "wait") for s in new.steps]),
-            "after_conversion": _side_by_side(
-                [_step(f, "delay") for f in old.after_conversion] if old else [],
-                [_step(f, "delay") for f in new.after_conversion]),
+    return {"steps": _side_by_side(list(old.steps) if old else [], list(new.steps), "wait"),
+            "after_conversion": _side_by_side(list(old.after_conversion) if old else [],
+                                              list(new.after_conversion), "delay"),
             "settings": _settings(old, new),
             "templates": _templates(old_templates, new_templates)}
 

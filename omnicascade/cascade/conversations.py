@@ -3,7 +3,9 @@
 - The 24 h customer-service window: WhatsApp accepts a free-form message (no approved
   template) only within 24 h of the customer's last message to us on WhatsApp. Every
   inbound message is stored with its sender (`delivery_events.address`,
-  "<channel>:<number>"), so the window is the newest such row.
+  "<channel>:<number>"), so the window is the newest such row. Whether a step needs the
+  window is a fact of the send decision (cascade/decision.py, skip `window_closed`), so the
+  deliver activity and `campaign preview` answer it alike.
 - Replies: an inbound message (not a STOP / START / HELP keyword) is a reply to the most
   recent message sent on that channel to that number within REPLY_WINDOW, recorded as a
   `reply` event on that delivery: `skip_if: [replied]` and the reports see it.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from omnicascade.db.models import Customer, Delivery, DeliveryEvent
@@ -28,12 +30,18 @@ def inbound_address(channel: str, number: str) -> str:
     return f"{channel}:{number}"[:80]
 
 
+def window_closes(channel: str, number: str, *, session: Session) -> datetime | None:
+    """When the 24 h window `number` opened on `channel` closes (naive UTC; None: they
+    never wrote to us there). One indexed query (delivery_events address, occurred_at)."""
+    last = session.scalar(select(func.max(DeliveryEvent.occurred_at)).where(
+        DeliveryEvent.address == inbound_address(channel, number)))
+    return last + SERVICE_WINDOW if last is not None else None
+
+
 def window_open(channel: str, number: str, now: datetime, *, session: Session) -> bool:
-    """Did `number` write to us on `channel` within the last 24 h (naive UTC `now`)?"""
-    return session.scalar(
-        select(DeliveryEvent.id).where(
-            DeliveryEvent.address == inbound_address(channel, number),
-            DeliveryEvent.occurred_at > now - SERVICE_WINDOW).limit(1)) is not None
+    """Did `number` write to us on `channel` within the 24 h before `now` (naive UTC)?"""
+    closes = window_closes(channel, number, session=session)
+    return closes is not None and closes > now
 
 
 def replied_delivery(channel: str, number: str, at: datetime, *,

@@ -8,37 +8,60 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
 from omnicascade.cascade import lifecycle
-from omnicascade.cascade.entries import key_matches
+from omnicascade.cascade.entries import Counts
 from omnicascade.cascade.temporal import connect, signal_conversion
+from omnicascade.clock import now_utc
 from omnicascade.config import Settings
-from omnicascade.db.models import ConversionEvent, Customer, Enrollment, to_utc_naive, utcnow
+from omnicascade.db.models import ConversionEvent, Customer, Enrollment, to_utc_naive
 from omnicascade.db.session import session_scope
 from omnicascade.errors import ConfigError, UserFacingError
-from omnicascade.validation import storable, utc_naive
-from omnicascade.vocabulary import LIVE_ENROLLMENT, EnrollmentStatus
+from omnicascade.telemetry import CONVERSIONS, bounded
+from omnicascade.validation import event_name, normal_code, storable, utc_naive
+from omnicascade.vocabulary import LIVE_ENROLLMENT, EnrollmentStatus, Phase, SkipReason
+
+MAX_AMOUNT = Decimal(10) ** 10  # conversions.amount is Numeric(14, 4)
+
+
+def _four_places(amount: Decimal) -> Decimal:
+    """Rounded here, not by the database: SQLite and PostgreSQL would round differently."""
+    if not 0 <= amount < MAX_AMOUNT:  # the field's bounds refuse it (1e24 has no 4 places)
+        return amount
+    return amount.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
 class ConversionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     _storable = field_validator("*")(storable)  # what PostgreSQL can store, too
     _utc = field_validator("occurred_at")(utc_naive)  # 422, not an overflow later
+    # codes are case-insensitive: looked up, matched and stored in their one normal form
+    _code = field_validator("promo_code")(lambda code: normal_code(code) if code else None)
 
     event_id: str = Field(min_length=1, max_length=255)
-    type: str = Field(min_length=1, max_length=128)
+    type: Annotated[str, AfterValidator(event_name)]  # the YAML's rule too
     customer_id: str | None = Field(default=None, min_length=1, max_length=255)
     promo_code: str | None = Field(default=None, min_length=1, max_length=64)
     order_id: str | None = Field(default=None, max_length=255)
-    amount: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    # Exact (a JSON 19.99 is 19.99), stored as Numeric(14, 4): to 4 places, below 10^10.
+    amount: Annotated[Decimal, AfterValidator(_four_places)] | None = Field(
+        default=None, ge=0, lt=MAX_AMOUNT, allow_inf_nan=False)
     currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
     occurred_at: datetime | None = None
     data: dict[str, Any] | None = None
@@ -79,7 +102,7 @@ def record_conversion(data: ConversionIn, *, session: Session) -> ConversionOutc
     customer_id = data.customer_id
     if data.promo_code:
         owner = session.scalar(select(Enrollment.customer_id)
-                               .where(Enrollment.promo_code == data.promo_code.upper()))
+                               .where(Enrollment.promo_code == data.promo_code))
         if owner is None:
             raise ConversionRejected(f"unknown promo code {data.promo_code!r}")
         if customer_id and customer_id != owner:
@@ -87,13 +110,14 @@ def record_conversion(data: ConversionIn, *, session: Session) -> ConversionOutc
                                      f"customer than {customer_id!r}")
         customer_id = owner
     assert customer_id is not None
-    now = utcnow()
+    now = now_utc()
     occurred = to_utc_naive(data.occurred_at) if data.occurred_at else now
-    matches = [e for e in session.scalars(select(Enrollment).where(
+    candidates = list(session.scalars(select(Enrollment).where(
         Enrollment.customer_id == customer_id, Enrollment.converted_at.is_(None),
-        Enrollment.status.in_([*LIVE_ENROLLMENT, EnrollmentStatus.COMPLETED])))
-        if data.type in (e.conversion_events or []) and counts_for(e, occurred)
-        and key_matches(e, data.data, data.promo_code)]  # `conversion.match: key`
+        Enrollment.status.in_([*LIVE_ENROLLMENT, EnrollmentStatus.COMPLETED,
+                               EnrollmentStatus.GLOBAL_CONTROL]))))
+    matches = [e for e in candidates
+               if Counts.of(e).counts(data.type, occurred, data.data, data.promo_code)]
     # Stored and acknowledged either way (nothing is lost; the shop may import the customer
     # later), but a conversion for a customer nobody knows is reported as unmatched.
     matched = bool(matches) or session.get(Customer, customer_id) is not None or \
@@ -101,13 +125,16 @@ def record_conversion(data: ConversionIn, *, session: Session) -> ConversionOutc
                        .limit(1)) is not None
     live = [e.id for e in matches if e.status in LIVE_ENROLLMENT]
     lifecycle.note_conversion(matches, data.event_id, occurred)
+    # their cascade steps still deferred will never go out (follow-ups still may)
+    lifecycle.close_pending([e.id for e in matches], SkipReason.CONVERTED, session=session,
+                            phase=Phase.CASCADE)
     # Written now, the enrollments are locked until the commit: a send's last guard that
     # held one first has already stamped its `sending_at`; one that comes later waits and
     # then sees this conversion. So `recorded_at`, taken after, orders the two truly.
     session.flush()
-    now = utcnow()
+    now = now_utc()
     row = ConversionEvent(event_id=data.event_id, type=data.type, customer_id=customer_id,
-                          promo_code=data.promo_code.upper() if data.promo_code else None,
+                          promo_code=data.promo_code or None,
                           order_id=data.order_id, amount=data.amount,
                           currency=data.currency.upper() if data.currency else None,
                           data=data.data, occurred_at=occurred, recorded_at=now,
@@ -121,6 +148,10 @@ def record_conversion(data: ConversionIn, *, session: Session) -> ConversionOutc
             ConversionEvent.event_id == data.event_id))
         assert existing is not None
         return _repeat(existing)
+    # The type is the shop's string: a label only when a cascade of this customer listens
+    # for it (bounded by the campaigns), else "other".
+    listened = {t for e in candidates for t in (e.conversion_events or [])}
+    CONVERSIONS.labels(bounded(data.type, listened), "matched" if matched else "unmatched").inc()
     return ConversionOutcome(data.event_id, customer_id, len(live), False, live, data.type,
                              matched)
 
@@ -128,17 +159,6 @@ def record_conversion(data: ConversionIn, *, session: Session) -> ConversionOutc
 def _repeat(row: ConversionEvent) -> ConversionOutcome:
     return ConversionOutcome(row.event_id, row.customer_id, row.stopped, True, [], row.type,
                              bool(row.matched))
-
-
-def counts_for(enrollment: Enrollment, occurred: datetime) -> bool:
-    """Whether a conversion at `occurred` counts for this enrollment: after its entry (less
-    the lookback) and, once its cascade finished, within `conversion.window` of the end."""
-    if occurred < enrollment.enrolled_at - timedelta(seconds=enrollment.lookback_s):
-        return False
-    if enrollment.status in LIVE_ENROLLMENT or enrollment.finished_at is None \
-            or enrollment.conversion_window_s is None:
-        return True
-    return occurred <= enrollment.finished_at + timedelta(seconds=enrollment.conversion_window_s)
 
 
 async def tell_cascades(client: Client | None, outcome: ConversionOutcome,

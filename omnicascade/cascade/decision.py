@@ -6,9 +6,12 @@ They share this function, so they can never disagree. It is pure: the callers lo
 facts (`Situation`) and record the answer.
 
 The guards ask in order, and the first that objects decides:
-converted → stopped → paused → no address → unsubscribed → no consent → engaged (the
-step's `skip_if`) → send time → quiet hours → frequency cap. `engaged` comes after the reach
-guards, so a step skipped as engaged is one that would otherwise have gone out (what
+converted → stopped → paused → no address → unsubscribed → no consent → window closed
+(a WhatsApp step with no approved template, outside the 24 h customer-service window) →
+engaged (the step's `skip_if`) → send time → quiet hours → frequency cap (deferred until
+the cap's window admits one more, at most `max_delay` after the step came due, then
+skipped; `on_cap: skip` skips at once). `engaged` comes
+after the reach guards, so a step skipped as engaged is one that would otherwise have gone out (what
 reports count as saved). `send_time: best` defers the step to the customer's best hour
 (cascade/send_time.py) after every skip had its say, so a step that will be skipped is
 never held for nothing; it picks an hour outside quiet hours (and steps aside when quiet
@@ -89,9 +92,15 @@ class Situation:
     campaign_timezone: str | None = None
     frequency_cap: FrequencyCap | None = None
     sends_in_cap_window: int | None = None        # None: not counted (preview, ordering)
+    cap_admits_at: datetime | None = None         # when the window admits one more (aware)
+    due: datetime | None = None                   # when the step first came due (aware)
     skip_if: frozenset[str] = frozenset()         # the step's `skip_if` engagements
     engaged: frozenset[str] = frozenset()         # those recorded on an earlier message
     send_time: SendTimeFacts | None = None        # `send_time: best` (None: as scheduled)
+    # A whatsapp step with no approved template sends a free-form body, which WhatsApp takes
+    # only inside the 24 h window (cascade/conversations.py): is it open at `now`?
+    needs_window: bool = False
+    window_open: bool = False
 
     @property
     def address(self) -> str | None:
@@ -133,6 +142,10 @@ def _consent(s: Situation) -> Decision | None:
     assert s.recipient is not None
     return None if consented(s.recipient.consents, s.channel) \
         else Skip(SkipReason.NO_CONSENT)
+
+
+def _window(s: Situation) -> Decision | None:
+    return Skip(SkipReason.WINDOW_CLOSED) if s.needs_window and not s.window_open else None
 
 
 def _engaged(s: Situation) -> Decision | None:
@@ -177,20 +190,32 @@ def _quiet_hours(s: Situation) -> Decision | None:
     return Skip(SkipReason.QUIET_HOURS) if s.quiet_hours.mode == "skip" else Defer(until)
 
 
+# A window that admits the send `max_delay` after it came due is within it (the oldest
+# send leaves the window a moment after `per`).
+CAP_SLACK = timedelta(minutes=1)
+
+
 def _frequency_cap(s: Situation) -> Decision | None:
     cap = s.frequency_cap
     if cap is None or s.sends_in_cap_window is None or not applies_to(cap, s.channel):
         return None
-    return Skip(SkipReason.FREQUENCY_CAP) if s.sends_in_cap_window >= cap.max else None
+    if s.sends_in_cap_window < cap.max:
+        return None
+    # `defer`: wait for the window to admit it, unless that is past max_delay after the
+    # step came due (then waiting is pointless: skip now)
+    latest = (s.due or s.now) + timedelta(seconds=cap.max_delay_s) + CAP_SLACK
+    if cap.on_cap == "skip" or s.cap_admits_at is None or s.cap_admits_at > latest:
+        return Skip(SkipReason.FREQUENCY_CAP)
+    return Defer(max(s.cap_admits_at, s.now), SkipReason.FREQUENCY_CAP)
 
 
 REACH: Sequence[Guard] = (_address, _suppressed, _consent)
-GUARDS: Sequence[Guard] = (_converted, _stopped, _paused, *REACH, _engaged, _send_time,
-                           _quiet_hours, _frequency_cap)
+GUARDS: Sequence[Guard] = (_converted, _stopped, _paused, *REACH, _window, _engaged,
+                           _send_time, _quiet_hours, _frequency_cap)
 # What a message planned ahead (campaign preview) will meet at its time: a conversion, a
 # stop or pause, engagement and the cap depend on what happens before it, so the plan
-# assumes none.
-PLANNED: Sequence[Guard] = (*REACH, _send_time, _quiet_hours)
+# assumes none (nor a new message from the customer opening WhatsApp's window).
+PLANNED: Sequence[Guard] = (*REACH, _window, _send_time, _quiet_hours)
 
 
 def decide(s: Situation, guards: Sequence[Guard] = GUARDS) -> Decision:

@@ -10,26 +10,33 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from omnicascade.campaign.codes import code_from
 from omnicascade.campaign.load import LoadedCampaign
-from omnicascade.campaign.model import RANDOM_PART
-from omnicascade.campaign.variants import assign_variant, variant_promo
+from omnicascade.campaign.model import CampaignSpec
+from omnicascade.campaign.variants import variant_names, variant_promo, variant_steps
+from omnicascade.cascade.allocation import entrant_variants
+from omnicascade.cascade.cascade_input import run_spec
 from omnicascade.cascade.entries import Refusal, admit, recently_converted
 from omnicascade.cascade.lifecycle import entry_id
 from omnicascade.cascade.ordering import resolve_orders
-from omnicascade.cascade.plan import run_spec
-from omnicascade.clock import clock_of
+from omnicascade.clock import clock_of, now_utc
 from omnicascade.config import Settings, load_settings
-from omnicascade.db.models import Enrollment, Run, utcnow
+from omnicascade.db.models import Enrollment, Run
 from omnicascade.db.query import scalars_in
-from omnicascade.vocabulary import CHANNELS, EnrollmentStatus, RunStatus, SkipReason
-
-_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud
+from omnicascade.vocabulary import (
+    CHANNELS,
+    DEFAULT_VARIANT,
+    HOLDOUT,
+    EnrollmentStatus,
+    RunStatus,
+    SkipReason,
+)
 
 
 def new_id(prefix: str) -> str:
@@ -49,7 +56,7 @@ def create_run(loaded: LoadedCampaign, *, session: Session, time_scale: float = 
               status=RunStatus.LISTENING if spec.trigger else RunStatus.RUNNING,
               time_scale=time_scale, sends_live=time_scale == 1.0 or live,
               audience_total=audience_total, version=version,
-              content_hash=content_hash, status_changed_at=utcnow())
+              content_hash=content_hash, status_changed_at=now_utc())
     if before is not None:
         before(run)
     session.add(run)
@@ -57,16 +64,13 @@ def create_run(loaded: LoadedCampaign, *, session: Session, time_scale: float = 
     return run
 
 
-def promo_code(pattern: str) -> str:
-    return RANDOM_PART.sub(lambda m: "".join(secrets.choice(_CODE_ALPHABET)
-                                             for _ in range(int(m.group(1)))), pattern)
-
-
 def _unique_codes(pattern: str, n: int, *, session: Session) -> list[str]:
+    """n codes of `pattern` nobody holds yet, each in its normal form (campaign/codes.py):
+    stored, shown in the message and looked up as one and the same text."""
     codes: list[str] = []
     seen: set[str] = set()
     while len(codes) < n:
-        batch = list({promo_code(pattern) for _ in range(n - len(codes))} - seen)
+        batch = list({code_from(pattern) for _ in range(n - len(codes))} - seen)
         taken = set(scalars_in(session, lambda chunk: select(Enrollment.promo_code).where(
             Enrollment.promo_code.in_(chunk)), batch))
         fresh = [c for c in batch if c not in taken]
@@ -85,15 +89,17 @@ def enroll_customers(run: Run, customer_ids: Sequence[str], *, session: Session,
     Each row carries its variant (stable hash), its resolved channel order and its own
     promo code; a pending row holds its entry until it ends."""
     spec = run_spec(run)
-    now = utcnow()
+    now = now_utc()
     admitted, refusals = admit(spec, [(c, key) for c in customer_ids], now, session=session)
     if refused is not None:
         refused.extend(refusals)
     ids = [c for c, _ in admitted]
     excluded = {c for c, _ in recently_converted(spec, admitted, now, session=session)}
-    variants = {c: assign_variant(spec, c) for c in ids}
-    live = [c for c in ids if c not in excluded]
-    costs = {ch: (settings or load_settings()).unit_cost(ch) for ch in CHANNELS}
+    settings = settings or load_settings()
+    variants, controls = entrant_variants(run, [c for c in ids if c not in excluded],
+                                          session=session, settings=settings)
+    live = [c for c in ids if c not in excluded and c not in controls]
+    costs = {ch: settings.price_of(ch) for ch in CHANNELS}
     orders = resolve_orders(spec, live, variants, costs, session=session)
     codes: dict[str, str] = {}
     by_pattern: dict[str, list[str]] = {}
@@ -108,13 +114,16 @@ def enroll_customers(run: Run, customer_ids: Sequence[str], *, session: Session,
     window = clock_of(run).wall_span(timedelta(seconds=spec.conversion_window_s)).total_seconds()
     rows = []
     for customer_id in ids:
+        if customer_id in controls:
+            rows.append(_global_control(run, customer_id, key, spec, now, event_id))
+            continue
         is_excluded = customer_id in excluded
         strategy, order = orders.get(customer_id, (None, None))
         rows.append(Enrollment(
             id=new_id("enr"), run_id=run.id, customer_id=customer_id, campaign=run.campaign,
             entry_key=key, match_key=spec.match_key,
             active_entry=None if is_excluded else entry_id(run.campaign, customer_id, key),
-            variant=variants[customer_id],
+            variant=variants.get(customer_id, DEFAULT_VARIANT),
             status=EnrollmentStatus.EXCLUDED if is_excluded else EnrollmentStatus.PENDING,
             exit_reason=SkipReason.CONVERTED.value if is_excluded else None,
             promo_code=codes.get(customer_id), event_data=event_data,
@@ -125,3 +134,18 @@ def enroll_customers(run: Run, customer_ids: Sequence[str], *, session: Session,
     session.add_all(rows)
     session.flush()
     return rows
+
+
+def _global_control(run: Run, customer_id: str, key: str | None, spec: CampaignSpec,
+                    now: datetime, event_id: str | None) -> Enrollment:
+    """A global control member: enrolled as the holdout, but no cascade starts (nothing
+    would be sent) and the entry is not held. Their conversions count for as long as a
+    messaged customer's would: the cascade's planned length plus `conversion.window`."""
+    planned = max(sum(s.wait for s in variant_steps(spec, v)) for v in variant_names(spec))
+    window = clock_of(run).wall_span(timedelta(seconds=planned + spec.conversion_window_s))
+    return Enrollment(
+        id=new_id("enr"), run_id=run.id, customer_id=customer_id, campaign=run.campaign,
+        entry_key=key, match_key=spec.match_key, active_entry=None, variant=HOLDOUT,
+        status=EnrollmentStatus.GLOBAL_CONTROL, exit_reason=None, trigger_event_id=event_id,
+        conversion_events=spec.conversion_events, lookback_s=spec.lookback_s,
+        conversion_window_s=window.total_seconds(), enrolled_at=now, finished_at=now)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
-from omnicascade.cascade import lifecycle
+from omnicascade.cascade import destinations, lifecycle
+from omnicascade.cascade.cascade_input import cascade_input, run_spec
 from omnicascade.cascade.enroll import enroll_customers
 from omnicascade.cascade.entries import (
     ACTIVE,
@@ -23,12 +24,12 @@ from omnicascade.cascade.entries import (
     key_matches,
     live_cascades,
 )
-from omnicascade.cascade.plan import cascade_input, run_spec
 from omnicascade.cascade.temporal import signal_stop, start_cascades
+from omnicascade.clock import now_utc
 from omnicascade.config import Settings
-from omnicascade.db.models import Customer, InboundEvent, Run, to_utc_naive, utcnow
+from omnicascade.db.models import Customer, InboundEvent, Run, to_utc_naive
 from omnicascade.db.session import read_scope, session_scope
-from omnicascade.validation import storable, utc_naive
+from omnicascade.validation import event_name, storable, utc_naive
 from omnicascade.vocabulary import ENROLLING_RUN, EnrollmentStatus
 from omnicascade.workflows.types import CascadeInput
 
@@ -40,7 +41,7 @@ class EventIn(BaseModel):
 
     event_id: str = Field(min_length=1, max_length=255)
     customer_id: str = Field(min_length=1, max_length=255)
-    type: str = Field(min_length=1, max_length=128)
+    type: Annotated[str, AfterValidator(event_name)]  # the YAML's rule too
     data: dict[str, Any] | None = None
     occurred_at: datetime | None = None
 
@@ -58,8 +59,8 @@ def store_event(data: EventIn, *, session: Session) -> tuple[InboundEvent, bool]
         raise UnknownCustomer(f"unknown customer {data.customer_id!r}; create it with "
                               f"POST /v1/customers first")
     row = InboundEvent(event_id=data.event_id, customer_id=data.customer_id, type=data.type,
-                       data=data.data,
-                       occurred_at=to_utc_naive(data.occurred_at) if data.occurred_at else utcnow())
+                       data=data.data, occurred_at=to_utc_naive(data.occurred_at)
+                       if data.occurred_at else now_utc())
     session.add(row)
     try:
         session.flush()
@@ -87,19 +88,25 @@ def enroll_event(event_id: str, settings: Settings, *, session: Session) -> Even
     did not enroll where it did not, is stored on the event (`outcome`) so a repeated
     event_id gets the same answer. The caller commits, then acts on the returned work."""
     work = EventWork()
-    event = session.scalar(select(InboundEvent).where(InboundEvent.event_id == event_id))
+    # Locked (PostgreSQL; SQLite's writers queue anyway): a repeat racing the first request,
+    # or the reconciler, waits here and then finds it processed, so it is processed once.
+    event = session.scalar(select(InboundEvent).where(InboundEvent.event_id == event_id)
+                           .with_for_update())
     if event is None or event.processed_at is not None:
         return work
     work.exited, work.exit_reason = _exit(event, session=session), event.type
     not_enrolled: list[dict[str, Any]] = []
+    campaigns: list[dict[str, Any]] = []  # every campaign listening: enrolled, or why not
     runs = session.scalars(select(Run).where(Run.status.in_(ENROLLING_RUN),
-                                             Run.trigger_event == event.type))
+                                             Run.trigger_event == event.type)
+                           .order_by(Run.campaign, Run.created_at))
     for run in runs:
         spec = run_spec(run)
         try:
             key = entry_key(spec, event.data)
         except MissingKey as exc:
             not_enrolled.append({"campaign": run.campaign, "reason": str(exc)})
+            campaigns.append(destinations.entry(run, False, str(exc)))
             continue
         refused: list[Refusal] = []
         try:
@@ -111,15 +118,30 @@ def enroll_event(event_id: str, settings: Settings, *, session: Session) -> Even
             rows, refused = [], [Refusal(event.customer_id, key, ACTIVE)]
         for refusal in refused:
             not_enrolled.append({"campaign": run.campaign, "reason": refusal.reason})
+            campaigns.append(destinations.entry(
+                run, False, destinations.refusal_words(refusal.reason, spec, key)))
         for enrollment in rows:
             if enrollment.status == EnrollmentStatus.PENDING:
                 work.inputs.append(cascade_input(run, enrollment, settings))
                 event.enrolled += 1
+                campaigns.append(destinations.entry(run, True))
+            elif enrollment.status == EnrollmentStatus.GLOBAL_CONTROL:
+                event.enrolled += 1  # counted like a holdout; no cascade, no message
+                campaigns.append(destinations.entry(run, True))
             else:
                 not_enrolled.append({"campaign": run.campaign,
                                      "reason": "converted within the lookback"})
-    event.outcome = {"not_enrolled": not_enrolled, "exited": len(work.exited)}
-    event.processed_at = utcnow()
+                campaigns.append(destinations.entry(run, False,
+                                                    destinations.converted_words(spec)))
+    listening = {c["campaign"] for c in campaigns}
+    idle = destinations.idle_runs(event.type, listening, session=session)
+    outcome: dict[str, Any] = {"not_enrolled": not_enrolled, "exited": len(work.exited),
+                               "campaigns": campaigns + idle}
+    if not listening:
+        outcome["note"] = destinations.nowhere_note(event.type, len(work.exited), idle,
+                                                    session=session)
+    event.outcome = outcome
+    event.processed_at = now_utc()
     return work
 
 
@@ -147,6 +169,13 @@ def answer(event: InboundEvent) -> dict[str, Any]:
     body: dict[str, Any] = {"event_id": event.event_id, "customer_id": event.customer_id,
                             "enrolled": event.enrolled}
     outcome = event.outcome or {}
+    # `campaigns`: where the event went (an event processed before it was recorded, or not
+    # processed yet, has none to show)
+    body["campaigns"] = outcome.get("campaigns", [])
+    if outcome.get("note"):
+        body["note"] = outcome["note"]
+    elif event.processed_at is None:
+        body["note"] = "stored; the worker enrolls it shortly (Temporal is not reachable now)"
     if outcome.get("not_enrolled"):
         body["not_enrolled"] = outcome["not_enrolled"]
     if outcome.get("exited"):

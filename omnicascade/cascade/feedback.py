@@ -1,7 +1,7 @@
 """Provider feedback: store each event once, then act on it.
 
 A `Feedback` is one provider event already verified and parsed by its provider module
-(channels/feedback.py). Recording is idempotent on the provider's event id, so a
+(channels/callbacks.py). Recording is idempotent on the provider's event id, so a
 redelivered webhook changes nothing twice. Acting on it may suppress the address for every
 campaign (bounce, spam report, unsubscribe, STOP, blocked bot), lift a suppression the
 person themselves revoked (START), bind a Telegram chat, and note a step that failed after
@@ -33,10 +33,11 @@ from temporalio.client import Client
 
 from omnicascade.cascade.conversations import inbound_address, replied_delivery
 from omnicascade.cascade.temporal import signal_step_failed
-from omnicascade.channels.feedback import Feedback, FeedbackOutcome, content_id
+from omnicascade.channels.callbacks import Feedback, FeedbackOutcome, content_id
 from omnicascade.channels.telegram_link import bind_chat
+from omnicascade.clock import now_utc
 from omnicascade.customers.consent import lift_suppression, suppress
-from omnicascade.db.models import Delivery, DeliveryEvent, utcnow
+from omnicascade.db.models import Delivery, DeliveryEvent
 from omnicascade.db.session import session_scope
 from omnicascade.validation import unstorable
 from omnicascade.vocabulary import MACHINE_OPEN, DeliveryStatus, Phase
@@ -89,7 +90,7 @@ def _apply(item: Feedback, out: FeedbackOutcome, *, session: Session) -> None:
         delivery.reason = item.fail[:500]
         if delivery.phase == Phase.CASCADE:
             out.failed_steps.append(delivery.id)
-            delivery.failure_signal_due = utcnow()
+            delivery.failure_signal_due = now_utc()
 
 
 def _problem(item: Feedback) -> str | None:
@@ -123,7 +124,7 @@ def _reject(item: Feedback, reason: str, out: FeedbackOutcome, *, session: Sessi
                     DeliveryEvent.provider_event_id == event_id)) is None:
                 session.add(DeliveryEvent(
                     provider=item.provider, event="rejected", provider_event_id=event_id,
-                    occurred_at=utcnow(), data={
+                    occurred_at=now_utc(), data={
                         "reason": _printable(reason, 500),
                         "event": _printable(item.event, 64),
                         "provider_event_id": _printable(item.provider_event_id, 300),
@@ -138,7 +139,7 @@ def _record(item: Feedback, out: FeedbackOutcome, *, session: Session) -> bool:
     if session.scalar(select(DeliveryEvent.id).where(
             DeliveryEvent.provider_event_id == item.provider_event_id)) is not None:
         return False
-    at = item.occurred_at or utcnow()
+    at = item.occurred_at or now_utc()
     address = None
     if item.inbound:  # the sender is kept (the 24 h window); a reply joins its delivery
         address = inbound_address(*item.inbound)
@@ -217,7 +218,7 @@ async def signal_failed_steps(client: Client | None, delivery_ids: list[str],
 
 def unsignalled_failures(older_than_s: float, *, session: Session) -> list[str]:
     """Failed cascade steps whose cascade was not told (Temporal was down, the API died)."""
-    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    cutoff = now_utc() - timedelta(seconds=older_than_s)
     return list(session.scalars(select(Delivery.id).where(
         Delivery.failure_signal_due.is_not(None), Delivery.failure_signal_due < cutoff)
         .limit(1000)))

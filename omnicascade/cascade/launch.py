@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from omnicascade.campaign.load import LoadedCampaign
+from omnicascade.cascade.cascade_input import cascade_input
 from omnicascade.cascade.enroll import create_run, enroll_customers
 from omnicascade.cascade.entries import Refusal
-from omnicascade.cascade.plan import cascade_input
 from omnicascade.cascade.temporal import connect, signal_stop, start_cascades
 from omnicascade.cascade.versions import REPLACED, InFlight, Versioning, apply_version, plan_version
 from omnicascade.config import Settings

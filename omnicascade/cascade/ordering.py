@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from omnicascade.campaign.model import CampaignSpec, Step
 from omnicascade.campaign.variants import variant_order, variant_steps
 from omnicascade.cascade.decision import Recipient, reachable
+from omnicascade.clock import now_utc
 from omnicascade.customers.consent import load_suppressed
 from omnicascade.customers.model import load_customers
 from omnicascade.db.models import ConversionEvent, Delivery, DeliveryEvent
@@ -57,24 +59,24 @@ def history(ids: Sequence[str], *, session: Session) -> dict[str, dict[str, Scor
 
 
 def resolve(steps: Sequence[Step], strategy: str, reachable: set[str],
-            scores: dict[str, Score], costs: dict[str, float]) -> list[int]:
+            scores: dict[str, Score], costs: dict[str, Decimal]) -> list[int]:
     """Indices of `steps` in the order to try them. Unreachable steps go last (they will
     be skipped at once, so they must not delay a channel that can reach the customer)."""
     idx = list(range(len(steps)))
     if strategy == "cost":
         return sorted(idx, key=lambda i: (steps[i].channel not in reachable,
-                                          costs.get(steps[i].channel, 0.0), i))
+                                          costs.get(steps[i].channel, Decimal(0)), i))
     if strategy == "preference":
-        def key(i: int) -> tuple[bool, int, int, int, float, int]:
+        def key(i: int) -> tuple[bool, int, int, int, Decimal, int]:
             c, k, o = scores.get(steps[i].channel, (0, 0, 0))
             return (steps[i].channel not in reachable, -c, -k, -o,
-                    costs.get(steps[i].channel, 0.0), i)
+                    costs.get(steps[i].channel, Decimal(0)), i)
         return sorted(idx, key=key)
     return idx
 
 
 def resolve_orders(spec: CampaignSpec, ids: Sequence[str], variants: dict[str, str],
-                   costs: dict[str, float], *, session: Session
+                   costs: dict[str, Decimal], *, session: Session
                    ) -> dict[str, tuple[str, list[int]]]:
     """(strategy, step order) for each customer: as written, or resolved by cost or by the
     customer's own history, reachable channels first."""
@@ -88,7 +90,7 @@ def resolve_orders(spec: CampaignSpec, ids: Sequence[str], variants: dict[str, s
     suppressed = load_suppressed(customers.values(), session=session)
     prefer = [c for c in need if strategies[c] == "preference"]
     scores = history(prefer, session=session) if prefer else {}
-    now = datetime.now(UTC)
+    now = now_utc(aware=True)
     for c in need:
         reach = reachable(Recipient.of(customers.get(c), suppressed), now)
         out[c] = (strategies[c], resolve(variant_steps(spec, variants[c]), strategies[c],

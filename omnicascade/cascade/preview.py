@@ -1,6 +1,10 @@
 """`campaign preview`: render every message for one customer exactly as it would be sent, with
-the planned timeline in their time zone (quiet-hour deferrals included); or summarise an
-audience (variants, reachability, expected cost). Reads the database; writes nothing."""
+the planned timeline in their time zone (quiet-hour deferrals included) and what the send
+decision (cascade/decision.py, PLANNED) will say at each planned time — a WhatsApp
+free-form step outside the customer's 24 h window shows as skipped `window_closed` — and
+the cost of each message that will go out (Settings.price_of, as the ledger prices it;
+the audience summary, cascade/audience.py, adds these up). Reads the database; writes
+nothing."""
 
 from __future__ import annotations
 
@@ -18,12 +22,13 @@ from omnicascade.campaign.templates.helpers import favorite_product
 from omnicascade.campaign.templates.render import RenderError, build_context, render_message
 from omnicascade.campaign.variants import (
     assign_variant,
-    variant_names,
     variant_order,
     variant_promo,
     variant_steps,
 )
 from omnicascade.cascade import ordering
+from omnicascade.cascade.cascade_input import follow_up_key
+from omnicascade.cascade.conversations import window_closes
 from omnicascade.cascade.decision import (
     PLANNED,
     Defer,
@@ -33,22 +38,21 @@ from omnicascade.cascade.decision import (
     decide,
     reachable,
 )
-from omnicascade.cascade.plan import follow_up_key
 from omnicascade.cascade.send_history import send_time_facts
 from omnicascade.cascade.send_time import Choice, choose
-from omnicascade.channels.sms_segments import segments
+from omnicascade.channels.sms_segments import segments, sms_body
+from omnicascade.clock import now_utc
 from omnicascade.config import Settings
 from omnicascade.customers.consent import load_suppressed
 from omnicascade.customers.model import (
     ADDRESS_FIELD,
-    CustomerIn,
     customer_dict,
     customer_orders,
-    load_customers,
 )
 from omnicascade.customers.quiet_hours import customer_zone
 from omnicascade.db.models import Customer
 from omnicascade.errors import NotFound
+from omnicascade.validation import normal_code
 from omnicascade.vocabulary import CHANNELS, DEFAULT_VARIANT, HOLDOUT, Phase, SkipReason
 
 
@@ -74,15 +78,25 @@ def _render(loaded: LoadedCampaign, template: str, channel: str, cust: dict[str,
                            "html": r.html}
     if content is not None:
         out["whatsapp_template"] = content
-    if channel == "sms":
-        out["segments"] = segments(r.body)
+    if channel == "sms":  # the body exactly as it will be sent, and what that costs
+        out["body"] = sms_body(r.body)
+        out["segments"] = segments(out["body"])
     return out
+
+
+def priced(entry: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """A message that will go out gets its cost (Settings.price_of, as the ledger prices
+    it) and currency; a skipped or unrenderable one has none."""
+    if "skipped" not in entry and "error" not in entry:
+        entry["cost"] = float(settings.price_of(entry["channel"], entry.get("segments")))
+        entry["currency"] = settings.cost_currency
+    return entry
 
 
 def _order(spec: CampaignSpec, variant: str, steps: list[Step], reach: set[str],
            settings: Settings, customer_id: str, session: Session) -> list[int]:
     strategy = variant_order(spec, variant)
-    costs = {ch: settings.unit_cost(ch) for ch in CHANNELS}
+    costs = {ch: settings.price_of(ch) for ch in CHANNELS}
     scores = ordering.history([customer_id], session=session).get(customer_id, {}) \
         if strategy == "preference" else {}
     return ordering.resolve(steps, strategy, reach, scores, costs)
@@ -103,9 +117,10 @@ def send_time_entry(choice: Choice, zone: Any) -> dict[str, Any]:
 
 
 def _preview_promo(spec: CampaignSpec, variant: str) -> dict[str, Any]:
-    """A stand-in code shaped like the real ones (the pattern's prefix + PREVIEW)."""
+    """A stand-in code shaped like the real ones (the pattern's prefix + PREVIEW), in the
+    normal form real codes have."""
     promo_spec = variant_promo(spec, variant)
-    return ({"code": promo_spec.pattern.split("{")[0] + "PREVIEW",
+    return ({"code": normal_code(promo_spec.pattern.split("{")[0] + "PREVIEW"),
              "discount": promo_spec.discount} if promo_spec else {})
 
 
@@ -116,21 +131,25 @@ def _example(spec: CampaignSpec) -> dict[str, Any] | None:
 
 def preview(loaded: LoadedCampaign, customer_id: str, *, session: Session,
             settings: Settings, event: dict[str, Any] | None = None,
-            start: datetime | None = None) -> list[dict[str, Any]]:
-    """Every message of every variant for this customer, in send order, with the planned
-    local send time assuming a launch at `start` (default now) and no conversion."""
-    customer = session.get(Customer, customer_id)
+            start: datetime | None = None, customer: Customer | None = None,
+            variants: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every message of every variant (or of `variants`) for this customer (or the
+    transient `customer` an audience file makes), in send order, with the planned local
+    send time assuming a launch at `start` (default now) and no conversion, and the cost
+    of each message that will go out."""
+    customer = customer or session.get(Customer, customer_id)
     if customer is None:
         raise NotFound(f"no customer {customer_id!r}; import it first")
     event = event if event is not None else _example(loaded.spec)
     spec, cust = loaded.spec, customer_dict(customer)
     zone = customer_zone(customer.timezone, customer.phone, spec.timezone)
     recipient = Recipient.of(customer, load_suppressed([customer], session=session))
-    start = start or datetime.now(UTC)
+    start = start or now_utc(aware=True)
     reach = reachable(recipient, start)
     favorite = favorite_product(customer_orders(customer_id, session=session))
     own = assign_variant(spec, customer_id)
-    names = [DEFAULT_VARIANT] if spec.experiment is None else list(spec.experiment.variants)
+    names = variants or ([DEFAULT_VARIANT] if spec.experiment is None
+                         else list(spec.experiment.variants))
     out = []
     for variant in names:
         steps = variant_steps(spec, variant)
@@ -146,10 +165,16 @@ def preview(loaded: LoadedCampaign, customer_id: str, *, session: Session,
             policy = spec.send_time_for(step)
             timing = send_time_facts(policy, step.channel, customer, spec.timezone,
                                      session=session) if policy else None
+            free_form = whatsapp.needs_window(step.channel, loaded.templates.get(
+                step.template, {}))
+            closes = window_closes(step.channel, entry["to"], session=session) \
+                if free_form and entry["to"] else None
             decision = decide(Situation(step.channel, recipient, t,
                                         quiet_hours=spec.quiet_hours,
                                         campaign_timezone=spec.timezone,
-                                        send_time=timing), PLANNED)
+                                        send_time=timing, needs_window=free_form,
+                                        window_open=closes is not None
+                                        and closes.replace(tzinfo=UTC) > t), PLANNED)
             if isinstance(decision, Skip):
                 entry["skipped"] = decision.reason.value
             else:
@@ -169,7 +194,7 @@ def preview(loaded: LoadedCampaign, customer_id: str, *, session: Session,
             entry["at"], entry["zone"] = t.astimezone(zone).isoformat(), str(zone)
             entry.update(_render(loaded, step.template, step.channel, cust, event, promo,
                                  variant, str(i), favorite))
-            out.append(entry)
+            out.append(priced(entry, settings))
             if "skipped" not in entry:
                 t = t + timedelta(seconds=step.wait)
     for i, f in enumerate(spec.after_conversion):
@@ -180,82 +205,5 @@ def preview(loaded: LoadedCampaign, customer_id: str, *, session: Session,
         promo = _preview_promo(spec, own if own != HOLDOUT else DEFAULT_VARIANT)
         entry.update(_render(loaded, f.template, f.channel, cust, event, promo, own,
                              follow_up_key(i), favorite))
-        out.append(entry)
+        out.append(priced(entry, settings))
     return out
-
-
-def campaign_channels(spec: CampaignSpec) -> list[str]:
-    """The channels the campaign can send on: every variant's steps and the follow-ups."""
-    used = {s.channel for v in variant_names(spec) for s in variant_steps(spec, v)}
-    used |= {f.channel for f in spec.after_conversion}
-    return [ch for ch in CHANNELS if ch in used]
-
-
-_CONTACT = ("email", "phone", "telegram_chat_id", "push_token", "timezone", "locale")
-
-
-def as_launched(row: CustomerIn, stored: Customer | None) -> Customer | None:
-    """The customer as launching with this audience row would leave them, as a transient
-    row (never added to the session): the file's values over the stored ones (a blank cell
-    keeps what is stored), as `customers import` does. None: an id-only row of a customer
-    nobody imported (launch refuses them)."""
-    given = row.model_dump(exclude_unset=True, include=set(_CONTACT))
-    if stored is None and not (given or row.attributes or row.consents):
-        return None
-    base = customer_dict(stored) if stored is not None else {}
-    return Customer(id=row.id, **{f: given.get(f, base.get(f)) for f in _CONTACT},
-                    attributes={**(base.get("attributes") or {}), **row.attributes},
-                    consents={**(base.get("consents") or {}), **(row.consents or {})})
-
-
-def preview_audience(loaded: LoadedCampaign, audience: list[CustomerIn], *, session: Session,
-                     settings: Settings, sample: int = 1000) -> dict[str, Any]:
-    """How the audience splits into variants and holdout, who is reachable on each of the
-    campaign's channels, and what the full cascade costs per 1,000 customers if nobody
-    converts. The file's own contacts count (it is what will be launched), over what is
-    stored for the same customers; rows with only an id are looked up in the database."""
-    spec = loaded.spec
-    ids = [c.id for c in audience]
-    stored = load_customers(ids, session=session)
-    people = {c.id: as_launched(c, stored.get(c.id)) for c in audience}
-    missing = [i for i in ids if people[i] is None]
-    suppressed = load_suppressed([p for p in people.values() if p is not None],
-                                 session=session)
-    channels = campaign_channels(spec)
-    variants: dict[str, int] = {}
-    reach_counts = {ch: 0 for ch in channels}
-    messages = {ch: 0.0 for ch in channels}
-    sms_segments: list[int] = []
-    cost = 0.0
-    now = datetime.now(UTC)
-    event = _example(spec)
-    for cid in ids:
-        variant = assign_variant(spec, cid)
-        variants[variant] = variants.get(variant, 0) + 1
-        person = people[cid]
-        reach = reachable(Recipient.of(person, suppressed), now, channels)
-        for ch in reach:
-            reach_counts[ch] += 1
-        if variant == HOLDOUT or person is None:
-            continue
-        for step in variant_steps(spec, variant):
-            if step.channel not in reach:
-                continue
-            units: float = 1
-            if step.channel == "sms" and len(sms_segments) < sample:
-                promo_spec = variant_promo(spec, variant)
-                promo = {"code": "XXXXXX", "discount": promo_spec.discount} if promo_spec else {}
-                r = _render(loaded, step.template, "sms", customer_dict(person), event,
-                            promo, variant, "0", None)
-                sms_segments.append(r.get("segments", 1))
-            if step.channel == "sms" and sms_segments:
-                units = sum(sms_segments) / len(sms_segments)
-            messages[step.channel] += 1
-            cost += settings.unit_cost(step.channel) * units
-    n = len(ids) or 1
-    return {"campaign": spec.campaign, "customers": len(ids), "unknown_customers": len(missing),
-            "variants": variants, "reachable": reach_counts,
-            "messages_per_1000": {ch: round(v * 1000 / n, 1) for ch, v in messages.items()},
-            "avg_sms_segments": round(sum(sms_segments) / len(sms_segments), 2)
-            if sms_segments else None,
-            "cost_per_1000": round(cost * 1000 / n, 4)}

@@ -3,7 +3,7 @@ and the signals (names in workflows/types.py). Everything else calls these funct
 
 Signals are best effort by design: a conversion is committed to the database before any
 signal is sent, and the send activity re-reads the database before every provider call,
-so a signal that is lost or late never lets a message through (DESIGN §1).
+so a signal that is lost or late never lets a message through (docs/architecture.md §1).
 """
 
 from __future__ import annotations
@@ -12,15 +12,19 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
 
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from omnicascade.cascade import lifecycle
 from omnicascade.config import Settings
 from omnicascade.db.session import session_scope
 from omnicascade.errors import ConfigError
+from omnicascade.telemetry import CASCADES_STARTED
 from omnicascade.vocabulary import EnrollmentStatus
 from omnicascade.workflows import search
 from omnicascade.workflows.types import (
@@ -43,13 +47,15 @@ def workflow_id(enrollment_id: str) -> str:
     return f"cascade-{enrollment_id}"
 
 
-async def connect(settings: Settings) -> Client:
-    """The embedded dev server by default, a cluster or Temporal Cloud when configured."""
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """The embedded dev server by default, a cluster or Temporal Cloud when configured.
+    `runtime`: the process's Temporal runtime when it is not the default (the worker's,
+    which exports the SDK's metrics); its workers must use a client made with it."""
     address = settings.resolved_temporal_address()
     try:
         return await Client.connect(address, namespace=settings.temporal_namespace,
                                     tls=settings.temporal_tls or bool(settings.temporal_api_key),
-                                    api_key=settings.temporal_api_key)
+                                    api_key=settings.temporal_api_key, runtime=runtime)
     except (RuntimeError, RPCError, OSError) as exc:
         hint = " — is `omnicascade server` running?" if settings.embedded else ""
         raise ConfigError(f"cannot reach Temporal at {address}{hint} ({exc})") from None
@@ -88,6 +94,7 @@ async def start_cascade(client: Client, settings: Settings, inp: CascadeInput) -
         await client.start_workflow(
             WORKFLOW, inp, id=workflow_id(inp.enrollment_id), task_queue=settings.task_queue,
             search_attributes=attrs, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+        CASCADES_STARTED.inc()
         return True
     except WorkflowAlreadyStartedError:
         return False
@@ -191,3 +198,39 @@ async def _bounded(client: Client, enrollment_ids: Sequence[str], name: str, arg
         async with limit:
             return await _signal(client, enrollment_id, name, arg, timeout_s)
     return list(await asyncio.gather(*(one(e) for e in enrollment_ids)))
+
+
+async def delete_cascades(client: Client, enrollment_ids: Sequence[str],
+                          timeout_s: float = 10.0) -> list[str]:
+    """Erasure: terminate each cascade (if it still runs) and delete its execution, history
+    and visibility record included (DeleteWorkflowExecution; the server finishes the
+    deletion shortly after answering). Returns the enrollment ids whose execution could not
+    be deleted now (Temporal unreachable): the caller keeps them to try again."""
+    async def one(enrollment_id: str) -> bool:
+        handle = client.get_workflow_handle(workflow_id(enrollment_id))
+        try:
+            try:
+                await asyncio.wait_for(handle.terminate(reason="customer erased"), timeout_s)
+            except RPCError as exc:  # NOT_FOUND: already closed, deleted, or never started
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+            request = DeleteWorkflowExecutionRequest(
+                namespace=client.namespace,
+                workflow_execution=WorkflowExecution(workflow_id=workflow_id(enrollment_id)))
+            try:
+                await asyncio.wait_for(
+                    client.workflow_service.delete_workflow_execution(request), timeout_s)
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+            return True
+        except (TimeoutError, RPCError, OSError) as exc:
+            log.warning("cascade of %s not deleted yet (%s)", enrollment_id, exc)
+            return False
+    limit = asyncio.Semaphore(50)
+
+    async def bounded(enrollment_id: str) -> bool:
+        async with limit:
+            return await one(enrollment_id)
+    done = await asyncio.gather(*(bounded(e) for e in enrollment_ids))
+    return [e for e, ok in zip(enrollment_ids, done, strict=True) if not ok]

@@ -28,37 +28,22 @@ import google.auth.exceptions
 import requests
 from firebase_admin import _http_client, credentials, exceptions, messaging
 from google.auth.credentials import AnonymousCredentials
-from pydantic_settings import SettingsConfigDict
 
 from omnicascade.channels.base import Message, PermanentSendError, RetryableSendError, SendResult
 from omnicascade.channels.common import (
-    ProviderSettings,
     fit_into_activity,
     never_connected,
-    retry_after_seconds,
+    own_copy,
 )
 from omnicascade.channels.ratelimit import limiter
+from omnicascade.channels.retry_after import retry_after_seconds
 from omnicascade.config import Settings
+from omnicascade.config.providers import FcmSettings
 from omnicascade.errors import ConfigError
 
 DELIVERY_KEY = "omnicascade_delivery_id"
 _URL = re.compile(r"(?:https?|[a-z][a-z0-9+.-]*)://\S+", re.IGNORECASE)
 _apps = itertools.count()
-
-
-class FcmSettings(ProviderSettings):
-    model_config = SettingsConfigDict(env_prefix="OMNICASCADE_FCM_", env_file=".env",
-                                      extra="ignore")
-    project_id: str | None = None
-    # A service-account JSON file; unset → Application Default Credentials
-    # (GOOGLE_APPLICATION_CREDENTIALS, or the workload identity of the machine).
-    credentials_file: str | None = None
-    # Only for an emulator or a test server: FCM's base URL (default https://fcm.googleapis.com)
-    endpoint: str | None = None
-    default_link: str | None = None  # data.link when the message body carries no URL
-    timeout_s: float = 15.0
-    rate: float = 0.0  # msg/s paced by this worker; 0 = let FCM answer 429
-    burst: int = 10
 
 
 class AnonymousCredential(credentials.Base):
@@ -97,8 +82,8 @@ class FcmChannel:
         self.limiter = limiter(config.rate, config.burst, max_wait_s)
 
     @classmethod
-    def from_env(cls, settings: Settings) -> FcmChannel:
-        config = FcmSettings()
+    def from_settings(cls, settings: Settings) -> FcmChannel:
+        config = own_copy(settings.fcm)
         anonymous = (config.credentials_file or "").lower() == "anonymous"
         if anonymous and settings.env == "production":
             raise ConfigError("OMNICASCADE_FCM_CREDENTIALS_FILE=anonymous is for emulators "

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from omnicascade.channels.base import RetryableSendError
+from omnicascade.channels.retry_after import bounded_delay
 
 
 class RateLimiter:
@@ -51,7 +52,7 @@ class RateLimiter:
         delay = self.slot(key)
         if delay > self.max_wait_s:
             raise RetryableSendError(f"paced to {self.rate:g} msg/s; slot reserved in "
-                                     f"{delay:.1f}s", retry_after=delay)
+                                     f"{delay:.1f}s", retry_after=bounded_delay(delay))
         if delay > 0:
             await asyncio.sleep(delay)
 

@@ -1,4 +1,4 @@
-"""Which provider serves each channel: `OMNICASCADE_<CHANNEL>_PROVIDER` (environment or .env).
+"""Which provider serves each channel: `OMNICASCADE_<CHANNEL>_PROVIDER` (Settings.provider_for).
 Every channel uses the outbox unless configured; a provider's SDK is imported only when it
 is selected, and a misconfigured provider stops the worker at start with a clear message."""
 
@@ -8,16 +8,15 @@ import importlib
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omnicascade.channels.base import Channel
-from omnicascade.channels.feedback import WebhookProvider
+from omnicascade.channels.callbacks import WebhookProvider
 from omnicascade.channels.outbox import OutboxChannel
 from omnicascade.config import Settings
 from omnicascade.errors import ConfigError
 from omnicascade.vocabulary import CHANNELS
 
-# channel → provider name → "module:Class" (the class has `from_env(settings)`)
+# channel → provider name → "module:Class" (the class has `from_settings(settings)`)
 PROVIDERS: dict[str, dict[str, str]] = {
     "email": {"sendgrid": "omnicascade.channels.sendgrid_email:SendGridChannel"},
     "sms": {"twilio": "omnicascade.channels.twilio_sms:TwilioChannel"},
@@ -45,21 +44,6 @@ def _load(target: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-class ProviderChoice(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OMNICASCADE_", env_file=".env",
-                                      extra="ignore")
-    email_provider: str = "outbox"
-    sms_provider: str = "outbox"
-    telegram_provider: str = "outbox"
-    push_provider: str = "outbox"
-    whatsapp_provider: str = "outbox"
-    webhook_provider: str = "outbox"
-
-
-def provider_for(channel: str) -> str:
-    return str(getattr(ProviderChoice(), f"{channel}_provider")).strip().lower() or "outbox"
-
-
 def build_channel(channel: str, provider: str, settings: Settings) -> Channel:
     if provider == "outbox":
         return OutboxChannel(settings.db_url)
@@ -69,19 +53,19 @@ def build_channel(channel: str, provider: str, settings: Settings) -> Channel:
         raise ConfigError(f"OMNICASCADE_{channel.upper()}_PROVIDER={provider!r} is not a "
                           f"provider for {channel}; use one of: {choices}")
     try:
-        channel_: Channel = _load(target).from_env(settings)
+        channel_: Channel = _load(target).from_settings(settings)
     except ValidationError as exc:  # e.g. OMNICASCADE_TWILIO_RATE=fast
         raise ConfigError(f"{channel} provider {provider!r}: {exc}") from None
     return channel_
 
 
 def build_channels(settings: Settings) -> dict[str, Channel]:
-    return {name: build_channel(name, provider_for(name), settings) for name in CHANNELS}
+    return {name: build_channel(name, settings.provider_for(name), settings) for name in CHANNELS}
 
 
 def build_webhook(name: str, settings: Settings) -> WebhookProvider:
     try:
-        provider: WebhookProvider = _load(WEBHOOKS[name][0]).from_env(settings)
+        provider: WebhookProvider = _load(WEBHOOKS[name][0]).from_settings(settings)
     except ValidationError as exc:
         raise ConfigError(f"{name} webhook: {exc}") from None
     return provider

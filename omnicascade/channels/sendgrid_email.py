@@ -23,7 +23,6 @@ import time
 import urllib.error
 from typing import Any
 
-from pydantic_settings import SettingsConfigDict
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.eventwebhook import EventWebhook
@@ -31,8 +30,7 @@ from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 from sendgrid.helpers.mail import Category, CustomArg, From, Header, Mail, ReplyTo, To
 
 from omnicascade.channels.base import Message, PermanentSendError, RetryableSendError, SendResult
-from omnicascade.channels.common import ProviderSettings, fit_into_activity, retry_after_seconds
-from omnicascade.channels.feedback import (
+from omnicascade.channels.callbacks import (
     Feedback,
     FeedbackOutcome,
     WebhookRefused,
@@ -41,28 +39,16 @@ from omnicascade.channels.feedback import (
     content_id,
     from_unix,
 )
+from omnicascade.channels.common import fit_into_activity, own_copy
 from omnicascade.channels.ratelimit import limiter
+from omnicascade.channels.retry_after import bounded_delay, retry_after_seconds
 from omnicascade.config import Settings
+from omnicascade.config.providers import SendGridSettings
 from omnicascade.vocabulary import MACHINE_OPEN
 
+__all__ = ["SendGridChannel", "SendGridSettings", "SendGridWebhook"]
 DELIVERY_ARG = "omnicascade_delivery_id"  # custom_args key; the value is opaque, never PII
 _BOUNCE_DROP = re.compile(r"bounce|unsubscrib|spam|invalid", re.IGNORECASE)
-
-
-class SendGridSettings(ProviderSettings):
-    model_config = SettingsConfigDict(env_prefix="OMNICASCADE_SENDGRID_", env_file=".env",
-                                      extra="ignore")
-    api_key: str | None = None
-    from_email: str | None = None
-    from_name: str | None = None
-    reply_to: str | None = None
-    host: str = "https://api.sendgrid.com"  # EU data residency: https://api.eu.sendgrid.com
-    # Event Webhook verification key (Settings → Mail Settings → Signed Event Webhook), the
-    # base64 text SendGrid shows; without it /webhooks/sendgrid refuses every request.
-    webhook_public_key: str | None = None
-    timeout_s: float = 15.0
-    rate: float = 0.0  # msg/s paced by this worker; 0 = let SendGrid answer 429
-    burst: int = 10
 
 
 class SendGridChannel:
@@ -75,9 +61,8 @@ class SendGridChannel:
         self.limiter = limiter(config.rate, config.burst, max_wait_s)
 
     @classmethod
-    def from_env(cls, settings: Settings) -> SendGridChannel:
-        config = SendGridSettings()
-        config.refuse_placeholders(settings.env == "production", "api_key")
+    def from_settings(cls, settings: Settings) -> SendGridChannel:
+        config = own_copy(settings.sendgrid)  # placeholders: refused by Settings
         return cls(config, max_wait_s=fit_into_activity(config, settings.send_timeout_s))
 
     def build(self, message: Message) -> dict[str, Any]:
@@ -133,7 +118,7 @@ def classify(exc: HTTPError) -> Exception:
         wait = retry_after_seconds(headers)
         reset = {k.lower(): v for k, v in headers.items()}.get("x-ratelimit-reset")
         if wait is None and reset and str(reset).isdigit():
-            wait = max(0.0, int(reset) - time.time())
+            wait = bounded_delay(max(0.0, int(reset) - time.time()))
         return RetryableSendError(f"SendGrid 429: {text}", retry_after=wait)
     if status == 400 and any(".to." in f"{e.get('field', '')}." for e in errors):
         return PermanentSendError(f"invalid address: {text}")
@@ -180,8 +165,8 @@ class SendGridWebhook:
         self.config = config
 
     @classmethod
-    def from_env(cls, settings: Settings) -> SendGridWebhook:
-        return cls(SendGridSettings())
+    def from_settings(cls, settings: Settings) -> SendGridWebhook:
+        return cls(settings.sendgrid)
 
     def parse(self, request: WebhookRequest) -> list[Feedback]:
         signature, timestamp = request.signature(

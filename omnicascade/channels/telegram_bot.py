@@ -18,7 +18,6 @@ Error classes (see channels/base.py):
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any
 
 from telegram import Bot
@@ -34,8 +33,9 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from omnicascade.channels.base import Message, PermanentSendError, RetryableSendError, SendResult
-from omnicascade.channels.common import fit_into_activity, never_connected
+from omnicascade.channels.common import fit_into_activity, never_connected, own_copy
 from omnicascade.channels.ratelimit import limiter
+from omnicascade.channels.retry_after import bounded_delay
 from omnicascade.channels.telegram_link import TelegramSettings
 from omnicascade.config import Settings
 
@@ -74,9 +74,8 @@ class TelegramChannel:
         self.limiter = limiter(config.rate, config.burst, max_wait_s)
 
     @classmethod
-    def from_env(cls, settings: Settings) -> TelegramChannel:
-        config = TelegramSettings()
-        config.refuse_placeholders(settings.env == "production", "bot_token", "webhook_secret")
+    def from_settings(cls, settings: Settings) -> TelegramChannel:
+        config = own_copy(settings.telegram)  # placeholders: refused by Settings
         if settings.env == "production":
             config.require("webhook_secret")
         return cls(config, max_wait_s=fit_into_activity(config, settings.send_timeout_s))
@@ -92,17 +91,13 @@ class TelegramChannel:
         return SendResult(provider=self.provider, message_id=f"{sent.chat_id}:{sent.message_id}")
 
 
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
 def classify(exc: TelegramError) -> Exception:
     text = exc.message
     if isinstance(exc, Forbidden):
         return PermanentSendError(f"telegram: {text}", suppress=True)
     if isinstance(exc, RetryAfter):
         return RetryableSendError(f"telegram flood control: {text}",
-                                  retry_after=_seconds(exc.retry_after))
+                                  retry_after=bounded_delay(exc.retry_after))
     if isinstance(exc, BadRequest) and _GONE.search(text):
         return PermanentSendError(f"telegram: {text}", suppress=True)
     if isinstance(exc, BadRequest) and _UNSENDABLE.search(text):

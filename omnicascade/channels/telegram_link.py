@@ -18,13 +18,11 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic_settings import SettingsConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from omnicascade.campaign.templates.render import RenderError
-from omnicascade.channels.common import ProviderSettings
-from omnicascade.channels.feedback import (
+from omnicascade.channels.callbacks import (
     Bind,
     Feedback,
     FeedbackOutcome,
@@ -33,36 +31,19 @@ from omnicascade.channels.feedback import (
     WebhookRequest,
     content_id,
 )
+from omnicascade.clock import now_utc
 from omnicascade.config import Settings
-from omnicascade.db.models import Customer, TelegramLink, utcnow
+from omnicascade.config.providers import TelegramSettings
+from omnicascade.db.models import Customer, TelegramLink
 
 
-class TelegramSettings(ProviderSettings):
-    model_config = SettingsConfigDict(env_prefix="OMNICASCADE_TELEGRAM_", env_file=".env",
-                                      extra="ignore")
-    bot_token: str | None = None
-    bot_username: str | None = None  # the bot's @username (with or without "@")
-    # setWebhook(secret_token=…): Telegram sends it in X-Telegram-Bot-Api-Secret-Token
-    webhook_secret: str | None = None
-    api_base_url: str = "https://api.telegram.org/bot"  # a local Bot API server or a test
-    timeout_s: float = 10.0
-    rate: float = 30.0  # messages per second for the whole bot (Telegram's broadcast limit)
-    burst: int = 1
-    link_ttl_days: int = 30  # an unused /start token expires after this
-    linked_reply: str = "You're connected. We'll send your updates here."
-    invalid_link_reply: str = ("This link has expired or was already used. Open the latest "
-                               "link we sent you to connect.")
-    unknown_reply: str = "Hi! Open the link from our email or SMS to connect this chat."
-
-
-def telegram_link(customer_id: str, *, session: Session,
-                  config: TelegramSettings | None = None, now: datetime | None = None) -> str:
-    config = config or TelegramSettings()
+def telegram_link(customer_id: str, config: TelegramSettings, *, session: Session,
+                  now: datetime | None = None) -> str:
     bot = (config.bot_username or "").lstrip("@")
     if not bot:
         raise RenderError("telegram_link needs OMNICASCADE_TELEGRAM_BOT_USERNAME (the bot's "
                           "@username)")
-    now = now or utcnow()
+    now = now or now_utc()
     row = session.scalar(select(TelegramLink).where(
         TelegramLink.customer_id == customer_id, TelegramLink.used_at.is_(None),
         TelegramLink.created_at >= now - timedelta(days=config.link_ttl_days / 2))
@@ -79,19 +60,19 @@ def uses_telegram_link(sources: dict[str, str]) -> bool:
     return any("telegram_link" in src for src in sources.values())
 
 
-def link_for_templates(sources: dict[str, str], customer_id: str, *,
-                       session: Session) -> str | None:
+def link_for_templates(sources: dict[str, str], customer_id: str, config: TelegramSettings,
+                       *, session: Session) -> str | None:
     """The customer's link when one of the template's parts uses it (else no token made)."""
     if not uses_telegram_link(sources):
         return None
-    return telegram_link(customer_id, session=session)
+    return telegram_link(customer_id, config, session=session)
 
 
 def bind_chat(token: str, chat_id: str, *, session: Session, max_age_days: int = 30,
               now: datetime | None = None) -> str | None:
     """Bind `chat_id` to the token's customer; the customer id, or None for a token that is
     unknown, used or expired (each token binds once)."""
-    now = now or utcnow()
+    now = now or now_utc()
     row = session.get(TelegramLink, token, with_for_update=True)
     if row is None or row.used_at is not None or \
             row.created_at < now - timedelta(days=max_age_days):
@@ -160,8 +141,8 @@ class TelegramWebhook:
         self.config = config
 
     @classmethod
-    def from_env(cls, settings: Settings) -> TelegramWebhook:
-        return cls(TelegramSettings())
+    def from_settings(cls, settings: Settings) -> TelegramWebhook:
+        return cls(settings.telegram)
 
     def parse(self, request: WebhookRequest) -> list[Feedback]:
         [given] = request.signature("X-Telegram-Bot-Api-Secret-Token",

@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import phonenumbers
-from pydantic_settings import SettingsConfigDict
 from requests.exceptions import RequestException
 from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
@@ -31,13 +30,14 @@ from twilio.rest import Client
 
 from omnicascade.channels.base import Message, PermanentSendError, RetryableSendError, SendResult
 from omnicascade.channels.common import (
-    ProviderSettings,
     fit_into_activity,
     never_connected,
-    retry_after_seconds,
+    own_copy,
 )
 from omnicascade.channels.ratelimit import limiter
+from omnicascade.channels.retry_after import retry_after_seconds
 from omnicascade.config import Settings
+from omnicascade.config.providers import TwilioSettings
 from omnicascade.errors import ConfigError
 
 # https://www.twilio.com/docs/api/errors — the one list of codes (send answers and status
@@ -52,23 +52,6 @@ DEAD_NUMBER = {21211: ("invalid number", "invalid number"),
 # Not sendable from this sender, but the number itself may be fine.
 PERMANENT_CODES = {21408: "sending to this region is not enabled",
                    21612: "number not reachable from this sender"}
-
-
-class TwilioSettings(ProviderSettings):
-    model_config = SettingsConfigDict(env_prefix="OMNICASCADE_TWILIO_", env_file=".env",
-                                      extra="ignore")
-    account_sid: str | None = None
-    auth_token: str | None = None  # also verifies X-Twilio-Signature on webhooks
-    api_key: str | None = None  # optional API key SID + secret instead of the auth token
-    api_secret: str | None = None
-    messaging_service_sid: str | None = None  # preferred: Twilio picks the sender
-    from_number: str | None = None
-    # Where Twilio reports message status; default: OMNICASCADE_PUBLIC_URL + /webhooks/twilio
-    status_callback_url: str | None = None
-    api_base_url: str | None = None  # only to point the SDK at a proxy or a test server
-    timeout_s: float = 15.0
-    rate: float = 1.0  # messages per second this sender may send (long code: 1 MPS)
-    burst: int = 1
 
 
 class HeaderKeepingHttpClient(TwilioHttpClient):
@@ -88,11 +71,10 @@ class HeaderKeepingHttpClient(TwilioHttpClient):
         return getattr(self._local, "headers", None)
 
 
-def account_from_env(settings: Settings) -> TwilioSettings:
-    """The account's settings, refused in production with a placeholder secret or nowhere
-    for Twilio to report delivery status."""
-    config = TwilioSettings()
-    config.refuse_placeholders(settings.env == "production", "auth_token", "api_secret")
+def account_of(settings: Settings) -> TwilioSettings:
+    """The account's settings (a copy), refused in production with nowhere for Twilio to
+    report delivery status (placeholder secrets: refused by Settings)."""
+    config = own_copy(settings.twilio)
     if settings.env == "production" and not (config.status_callback_url or settings.public_url):
         raise ConfigError("set OMNICASCADE_PUBLIC_URL (or OMNICASCADE_TWILIO_STATUS_"
                           "CALLBACK_URL) so Twilio can report delivery status")
@@ -175,8 +157,8 @@ class TwilioChannel:
         self.limiter = limiter(config.rate, config.burst, max_wait_s)
 
     @classmethod
-    def from_env(cls, settings: Settings) -> TwilioChannel:
-        config = account_from_env(settings)
+    def from_settings(cls, settings: Settings) -> TwilioChannel:
+        config = account_of(settings)
         return cls(config, callback_base=settings.link_base_url(),
                    max_wait_s=fit_into_activity(config, settings.send_timeout_s))
 

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
-from omnicascade.channels.feedback import (
+from omnicascade.channels.callbacks import (
     Feedback,
     FeedbackOutcome,
     WebhookRefused,
@@ -80,8 +80,8 @@ class TwilioWebhook:
         self.config = config
 
     @classmethod
-    def from_env(cls, settings: Settings) -> TwilioWebhook:
-        return cls(TwilioSettings())
+    def from_settings(cls, settings: Settings) -> TwilioWebhook:
+        return cls(settings.twilio)
 
     def parse(self, request: WebhookRequest) -> list[Feedback]:
         [signature] = request.signature("X-Twilio-Signature", key=self.config.auth_token,

@@ -21,15 +21,13 @@ import asyncio
 import json
 from typing import Any
 
-from pydantic_settings import SettingsConfigDict
-
 from omnicascade.campaign.templates.whatsapp import NO_TEMPLATE_OUTSIDE_WINDOW
 from omnicascade.channels.base import Message, PermanentSendError, SendResult
-from omnicascade.channels.common import ProviderSettings, fit_into_activity
+from omnicascade.channels.common import fit_into_activity, own_copy
 from omnicascade.channels.ratelimit import limiter
 from omnicascade.channels.twilio_sms import (
     TwilioSettings,
-    account_from_env,
+    account_of,
     callback_url,
     classify,
     create_message,
@@ -39,6 +37,7 @@ from omnicascade.channels.twilio_sms import (
     twilio_client,
 )
 from omnicascade.config import Settings
+from omnicascade.config.providers import WhatsAppSettings
 
 PREFIX = "whatsapp:"
 # https://www.twilio.com/docs/api/errors — WhatsApp answers that no retry can change.
@@ -53,15 +52,6 @@ WHATSAPP_PERMANENT = {
     21656: "ContentVariables are invalid for this template",
     21655: "the ContentSid is invalid",
 }
-
-
-class WhatsAppSettings(ProviderSettings):
-    model_config = SettingsConfigDict(env_prefix="OMNICASCADE_TWILIO_WHATSAPP_",
-                                      env_file=".env", extra="ignore")
-    messaging_service_sid: str | None = None  # a messaging service with a WhatsApp sender
-    from_number: str | None = None            # the WhatsApp-enabled number, +E.164
-    rate: float = 80.0  # messages per second (WhatsApp senders: 80 MPS by default)
-    burst: int = 10
 
 
 def whatsapp_classify(status: int, code: int | None, text: str,
@@ -90,9 +80,10 @@ class WhatsAppChannel:
         self.limiter = limiter(config.rate, config.burst, max_wait_s)
 
     @classmethod
-    def from_env(cls, settings: Settings) -> WhatsAppChannel:
-        account = account_from_env(settings)
-        return cls(account, WhatsAppSettings(), callback_base=settings.link_base_url(),
+    def from_settings(cls, settings: Settings) -> WhatsAppChannel:
+        account = account_of(settings)
+        return cls(account, own_copy(settings.twilio_whatsapp),
+                   callback_base=settings.link_base_url(),
                    max_wait_s=fit_into_activity(account, settings.send_timeout_s))
 
     def params(self, message: Message) -> dict[str, Any]:

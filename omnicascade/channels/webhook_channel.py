@@ -13,43 +13,41 @@ id>`, so the receiver can verify it and drop repeats. Answers are classified (ba
 - any other answer (4xx, a redirect) → permanent: the next channel at once;
 - no connection at all → retryable; a timeout or a dropped answer after the request went
   out → ambiguous (`unknown`, never resent).
-The receiver reports back through the signed `POST /v1/feedback` (webhook_feedback.py).
+The whole exchange has one deadline (`timeout_s`, not per read), and at most ANSWER_CAP bytes
+of the answer are read: the status decides, the body only names a message id or a reason.
+Once the status line is in, the status counts even if the body is cut short (over the cap,
+past the deadline, dropped): the rest is ignored with a WARNING. A deadline before any
+status is ambiguous as above — or retryable if the request had not started going out.
+The receiver reports back through the signed `POST /v1/feedback` (receiver_reports.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic_settings import SettingsConfigDict
 
 from omnicascade.channels.base import Message, PermanentSendError, RetryableSendError, SendResult
 from omnicascade.channels.common import (
-    ProviderSettings,
     fit_into_activity,
     never_connected,
-    retry_after_seconds,
+    own_copy,
 )
 from omnicascade.channels.ratelimit import limiter
+from omnicascade.channels.retry_after import retry_after_seconds
 from omnicascade.channels.signing import HEADER, sign
 from omnicascade.config import Settings
+from omnicascade.config.providers import WebhookChannelSettings
 from omnicascade.errors import ConfigError
 
 RETRYABLE = frozenset({408, 425, 429})  # and every 5xx
 USER_AGENT = "omnicascade-webhook/1"
-
-
-class WebhookChannelSettings(ProviderSettings):
-    model_config = SettingsConfigDict(env_prefix="OMNICASCADE_WEBHOOK_CHANNEL_",
-                                      env_file=".env", extra="ignore")
-    url: str | None = None     # the receiver, e.g. https://shop.example/omnicascade/messages
-    secret: str | None = None  # signs our requests; also accepted on POST /v1/feedback
-    timeout_s: float = 10.0
-    rate: float = 0.0          # msg/s paced by this worker; 0 = no pacing (429 honoured)
-    burst: int = 10
+ANSWER_CAP = 64 * 1024  # bytes of the receiver's answer we read; a message id fits easily
+log = logging.getLogger("omnicascade.channels.webhook")
 
 
 class NoAnswer(Exception):
@@ -65,39 +63,77 @@ def payload(message: Message) -> dict[str, Any]:
             "unsubscribe_url": message.unsubscribe_url}
 
 
-def _excerpt(response: httpx.Response) -> str:
-    """A short reason from the receiver's answer: its `error`/`detail`/`message`, or text."""
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if isinstance(answer, dict):
-        for key in ("error", "detail", "message"):
-            if answer.get(key):
-                return str(answer[key])[:200]
-    return response.text[:200].strip()
+class Answer:
+    """What we keep of the receiver's answer: the status, the headers, the first bytes."""
 
+    def __init__(self, status: int, headers: httpx.Headers, body: bytes):
+        self.status_code, self.headers, self.body = status, headers, body
 
-def classify(response: httpx.Response, delivery_id: str) -> SendResult:
-    status = response.status_code
-    if 200 <= status < 300:
+    def json(self) -> Any:
         try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        given = answer.get("message_id") if isinstance(answer, dict) else None
+            return json.loads(self.body)
+        except ValueError:  # also a body cut off at the cap, or not UTF-8
+            return None
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+def _excerpt(answer: Answer) -> str:
+    """A short reason from the receiver's answer: its `error`/`detail`/`message`, or text."""
+    data = answer.json()
+    if isinstance(data, dict):
+        for key in ("error", "detail", "message"):
+            if data.get(key):
+                return str(data[key])[:200]
+    return answer.text[:200].strip()
+
+
+def classify(answer: Answer, delivery_id: str) -> SendResult:
+    status = answer.status_code
+    if 200 <= status < 300:
+        data = answer.json()
+        given = data.get("message_id") if isinstance(data, dict) else None
         return SendResult(provider=WebhookChannel.provider,
                           message_id=str(given)[:255] if given not in (None, "")
                           else delivery_id)
     reason = f"webhook receiver answered {status}"
-    if text := _excerpt(response):
+    if text := _excerpt(answer):
         reason += f": {text}"
     if status in RETRYABLE or status >= 500:
-        raise RetryableSendError(reason, retry_after=retry_after_seconds(response.headers))
+        raise RetryableSendError(reason, retry_after=retry_after_seconds(answer.headers))
     if 300 <= status < 400:
         reason += " (redirects are not followed: set OMNICASCADE_WEBHOOK_CHANNEL_URL to " \
                   "the final URL)"
     raise PermanentSendError(reason)
+
+
+class _Exchange:
+    """How far one request got: httpcore's trace says when the request started going out;
+    the status is known once the answer's headers are in. Then up to ANSWER_CAP bytes."""
+
+    def __init__(self) -> None:
+        self.sending = False
+        self.status: int | None = None
+        self.headers = httpx.Headers()
+        self.body = bytearray()
+        self.cut: str | None = None  # why the body was not read to its end
+
+    async def trace(self, name: str, info: dict[str, Any]) -> None:
+        if name.endswith("send_request_headers.started"):
+            self.sending = True
+
+    async def read(self, response: httpx.Response) -> None:
+        self.status, self.headers = response.status_code, response.headers
+        if response.headers.get("content-encoding", "identity").lower() != "identity":
+            self.cut = "encoded"  # we asked for identity: no inflating a stranger's bytes
+            return
+        async for chunk in response.aiter_raw():
+            self.body += chunk[:ANSWER_CAP - len(self.body)]
+            if len(self.body) >= ANSWER_CAP:
+                self.cut = f"over {ANSWER_CAP // 1024} KB"
+                return  # leaving the stream closes the connection: the rest is never read
 
 
 class WebhookChannel:
@@ -117,9 +153,8 @@ class WebhookChannel:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
-    def from_env(cls, settings: Settings) -> WebhookChannel:
-        config = WebhookChannelSettings()
-        config.refuse_placeholders(settings.env == "production", "secret")
+    def from_settings(cls, settings: Settings) -> WebhookChannel:
+        config = own_copy(settings.webhook_channel)  # placeholders: refused by Settings
         return cls(config, max_wait_s=fit_into_activity(config, settings.send_timeout_s))
 
     def _client(self) -> httpx.AsyncClient:
@@ -139,20 +174,36 @@ class WebhookChannel:
                           separators=(",", ":")).encode()
         assert self.config.secret  # required in __init__
         return body, {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                      "Idempotency-Key": message.delivery_id,
+                      "Accept-Encoding": "identity", "Idempotency-Key": message.delivery_id,
                       HEADER: sign(self.config.secret, "POST", self.path, body, timestamp)}
 
     async def send(self, message: Message) -> SendResult:
         body, headers = self.request(message)
+        ex = _Exchange()
         try:
-            response = await self._client().post(self.url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            if never_connected(exc):
-                raise RetryableSendError(f"webhook receiver unreachable: "
-                                         f"{type(exc).__name__}: {exc}") from None
-            raise NoAnswer(f"no answer from the webhook receiver ({type(exc).__name__}); "
-                           f"it may have the message") from exc
-        return classify(response, message.delivery_id)
+            async with asyncio.timeout(self.config.timeout_s):  # the whole exchange
+                async with self._client().stream(
+                        "POST", self.url, content=body, headers=headers,
+                        extensions={"trace": ex.trace}) as response:
+                    await ex.read(response)
+        except (httpx.HTTPError, TimeoutError) as exc:
+            if ex.status is None:
+                raise self._no_answer(exc, ex) from exc
+            ex.cut = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+        if ex.cut:  # ids and numbers only: the answer itself may name the customer
+            log.warning("webhook answer not read to its end (%s): status=%s delivery=%s; "
+                        "the status counts, the rest is ignored", ex.cut, ex.status,
+                        message.delivery_id)
+        assert ex.status is not None
+        return classify(Answer(ex.status, ex.headers, bytes(ex.body)), message.delivery_id)
+
+    def _no_answer(self, exc: Exception, ex: _Exchange) -> Exception:
+        """No status: retryable if the request never started going out, else ambiguous."""
+        why = f"within the {self.config.timeout_s:g}s deadline" \
+            if isinstance(exc, TimeoutError) else f"({type(exc).__name__})"
+        if never_connected(exc) or not ex.sending:
+            return RetryableSendError(f"webhook receiver unreachable: {why} {exc}".strip())
+        return NoAnswer(f"no answer from the webhook receiver {why}; it may have the message")
 
     async def aclose(self) -> None:
         if self._http is not None:

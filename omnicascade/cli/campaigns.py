@@ -119,7 +119,8 @@ def campaign_preview(file: Path,
                      as_json: bool = JSON) -> None:
     """Render every message for a customer, or summarise an audience; sends and writes
     nothing."""
-    from omnicascade.cascade.preview import preview, preview_audience
+    from omnicascade.cascade.audience import preview_audience
+    from omnicascade.cascade.preview import preview
     loaded = _load(file)
     if (customer is None) == (audience is None):
         raise UserError("give exactly one of --customer ID or --audience FILE")

@@ -11,25 +11,24 @@ import asyncio
 import shutil
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.table import Table
-from sqlalchemy import func, select
 
 from omnicascade.api.signature import HEADER, sign
 from omnicascade.campaign.load import load_campaign
 from omnicascade.cascade.launch import launch
 from omnicascade.cli.display import console, funnel_table, run_summary
+from omnicascade.clock import now_utc
 from omnicascade.config import Settings
 from omnicascade.customers.importer import parse_customer_file
 from omnicascade.customers.model import upsert_customers
-from omnicascade.db.models import Enrollment
 from omnicascade.db.session import read_scope, session_scope
 from omnicascade.reports.customers import customer_show
-from omnicascade.reports.runs import run_show
+from omnicascade.reports.run_views import run_show
 from omnicascade.runtime.server import EmbeddedStack, free_port
 from omnicascade.vocabulary import reason_label
 
@@ -91,7 +90,7 @@ async def _script(settings: Settings, api_url: str, t0: float) -> int:
           f"{24 * 3600 / TIME_SCALE:.0f}s; listening for cart_abandoned", t0)
 
     api = Api(api_url, settings.resolved_webhook_secret())
-    now = datetime.now(UTC)
+    now = now_utc(aware=True)
     # Cy bought five minutes ago (within the 1h look-back): must not be enrolled at all.
     await api.post("/v1/conversions", {"event_id": "demo-order-cy", "type": "order_placed",
                                        "customer_id": "c-cy", "amount": 64.0, "currency": "EUR",
@@ -104,9 +103,9 @@ async def _script(settings: Settings, api_url: str, t0: float) -> int:
     _step(f"{len(PRODUCTS)} cart_abandoned events sent to POST /v1/events", t0)
 
     await asyncio.sleep(2)  # Ada reads the email and redeems her code
-    with session_scope(settings.db_url) as s:
-        code = s.scalar(select(Enrollment.promo_code).where(Enrollment.run_id == run_id,
-                                                            Enrollment.customer_id == "c-ada"))
+    with read_scope(settings.db_url) as s:
+        code = next(e["promo_code"] for e in customer_show("c-ada", session=s)["enrollments"]
+                    if e["run_id"] == run_id)
     r = await api.post("/v1/conversions", {"event_id": "demo-promo-ada",
                                            "type": "promo_redeemed", "promo_code": code,
                                            "amount": 62.3, "currency": "EUR"})
@@ -124,9 +123,8 @@ async def _script(settings: Settings, api_url: str, t0: float) -> int:
     with console.status("cascades running…") as status:
         while True:
             with read_scope(settings.db_url) as s:
-                live = s.scalar(select(func.count()).where(
-                    Enrollment.run_id == run_id, Enrollment.status.in_(("pending", "active"))))
                 data = run_show(run_id, session=s)
+            live = data["active"]  # pending or active cascades
             status.update(f"cascades running: {live} active, {data['converted']} converted, "
                           f"{sum(x['sent'] for x in data['steps'])} messages so far…")
             if not live:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from omnicascade.clock import now_utc
+from omnicascade.reports.format import money
 from omnicascade.reports.when import clock_from, parse_iso, relative, span
 from omnicascade.vocabulary import reason_label, step_label
 
@@ -49,12 +50,15 @@ def runs_table(rows: list[dict[str, Any]]) -> Table:
                   str(r["excluded"]), str(r["active"]), str(r["converted"]),
                   f"{r['conversion_rate']:.1%}", str(r.get("unmatched", 0)),
                   ago(r["created_at"]))
+    if any(r.get("rehearsal") for r in rows):  # one clock per view: say which
+        t.caption = "created: real time, rehearsals too (their campaign time: runs show)"
     return t
 
 
 def _reasons(s: dict[str, Any]) -> str:
     out = [f"{reason_label(k)} {v}" for k, v in sorted(s["skipped_by_reason"].items())]
     out += [f"deferred by quiet hours {s['deferred']}"] if s.get("deferred") else []
+    out += [f"deferred by cap {s['capped']}"] if s.get("capped") else []
     out += [f"waiting for the best send time {s['timed']}"] if s.get("timed") else []
     out += [f"held while paused {s['held']}"] if s.get("held") else []
     return ", ".join(out)
@@ -137,11 +141,12 @@ def ended_early(data: dict[str, Any]) -> str:
 
 def outbox_table(rows: list[dict[str, Any]]) -> Table:
     t = Table(title=f"Outbox ({len(rows)} messages)")
-    for col in ("sent", "customer", "step", "channel", "to", "subject / text"):
+    for col in ("sent", "customer", "key", "step", "channel", "to", "subject / text"):
         t.add_column(col, overflow="fold")
     for m in rows:
-        text = m["subject"] or m["body"].replace("\n", " ")
-        t.add_row(ago(m["sent_at"]), m["customer_id"], m.get("label") or step_label(m["step"]),
+        text = m["subject"] or m.get("body_note") or m["body"].replace("\n", " ")
+        t.add_row(ago(m["sent_at"]), m["customer_id"], m.get("key") or "–",
+                  m.get("label") or step_label(m["step"]),
                   m["channel"], m["to"], text[:70] + ("…" if len(text) > 70 else ""))
     return t
 
@@ -191,8 +196,12 @@ def preview_messages(items: list[dict[str, Any]]) -> None:
                 markup=False, highlight=False)
             console.print("[dim](WhatsApp gets the approved template; the outbox, this body)[/]")
         console.print(m["body"], markup=False, highlight=False)
+        cost = money(m["cost"], m["currency"]) if "cost" in m else ""
         if m.get("segments"):
-            console.print(f"[dim]{m['segments']} SMS segment(s)[/]")
+            cost = f"{m['segments']} SMS segment(s) · {cost}" if cost else \
+                f"{m['segments']} SMS segment(s)"
+        if cost:
+            console.print(f"[dim]{cost}[/]", highlight=False)
 
 
 def audience_summary(s: dict[str, Any]) -> None:
@@ -207,6 +216,10 @@ def audience_summary(s: dict[str, Any]) -> None:
     for name, n in sorted(s["variants"].items()):
         t.add_row(name, str(n), f"{n / total:.1%}")
     console.print(t)
+    if s.get("holdout"):
+        console.print(f"[dim]{s['holdout']['note']}"
+                      + (": too few for a lift" if not s["holdout"]["customers"] else "")
+                      + "[/]", highlight=False)
     r = Table(title="Reach and messages")
     for col in ("channel", "reachable", "messages per 1,000"):
         r.add_column(col, justify="left" if col == "channel" else "right")
@@ -214,4 +227,4 @@ def audience_summary(s: dict[str, Any]) -> None:
         r.add_row(ch, f"{n} ({n / total:.0%})", str(s["messages_per_1000"][ch]))
     console.print(r)
     console.print(f"expected cost of the full cascade per 1,000 customers (nobody converts): "
-                  f"{s['cost_per_1000']:.2f}")
+                  f"{money(s['cost_per_1000'], s['currency'])}")

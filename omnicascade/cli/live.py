@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console, Group
@@ -17,7 +16,8 @@ from rich.text import Text
 from sqlalchemy.orm import Session
 
 from omnicascade.cli import display
-from omnicascade.reports.runs import run_show
+from omnicascade.clock import now_utc
+from omnicascade.reports.run_views import run_show
 
 DONE = ("completed", "stopped")
 
@@ -28,7 +28,7 @@ def _done(data: dict[str, Any]) -> bool:
 
 
 def _view(data: dict[str, Any], interval: float) -> Group:
-    now = datetime.now(UTC).strftime("%H:%M:%S")
+    now = now_utc(aware=True).strftime("%H:%M:%S")
     state = "final" if _done(data) else f"refreshing every {interval:g}s, Ctrl-C stops"
     return Group(display.funnel_table(data), Text(display.run_summary(data)),
                  Text(f"{now} UTC · {state}", style="dim"))

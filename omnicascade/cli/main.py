@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import sys
 
-from omnicascade.cli import campaigns, customers, display, runs, stack  # noqa: F401 (register commands)
+from omnicascade.cli import (  # noqa: F401 (register commands)
+    campaigns,
+    configuration,
+    console,
+    customers,
+    data_rights,
+    display,
+    erasure,
+    experiments,
+    runs,
+    stack,
+)
 from omnicascade.cli.common import UserError, app
 
 

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich.console import Group
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
 
 def _value(v: Any) -> str:
-    return "—" if v is None else v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+    return "—" if v is None else escape(str(v))
+
+
+def _change(row: dict[str, Any]) -> str:
+    """`new`, `removed`, or what changed in words (`changed: wait 1d → 2d`)."""
+    status = row["status"]
+    if status == "same":
+        return ""
+    if status == "changed":
+        return f"[yellow]changed[/]: {escape(row.get('words', ''))}"
+    return "[green]new[/]" if status == "new" else "[red]removed[/]"
 
 
 def plan_view(plan: dict[str, Any]) -> Group:
@@ -26,18 +36,17 @@ def plan_view(plan: dict[str, Any]) -> Group:
         if not rows:
             continue
         table = Table(title=title, title_justify="left")
-        for column in ("#", "live", "new", ""):
+        for column in ("step", "live", "new", "change"):
             table.add_column(column)
         for r in rows:
-            table.add_row(str(r["index"]), _value(r["live"]), _value(r["new"]),
-                          "[yellow]changed[/]" if r["changed"] else "")
+            table.add_row(r["label"], _value(r["live"]), _value(r["new"]), _change(r))
         parts.append(table)
     if plan["settings"]:
         table = Table(title="settings", title_justify="left")
-        for column in ("key", "live", "new"):
+        for column in ("setting", "change"):
             table.add_column(column)
         for s in plan["settings"]:
-            table.add_row(s["key"], _value(s["live"]), _value(s["new"]))
+            table.add_row(s["key"], escape(s["words"]))
         parts.append(table)
     for t in plan["templates"]:
         parts.append(Text(f"template {t['template']}: {t['status']}", style="bold"))

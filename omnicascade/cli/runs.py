@@ -13,16 +13,31 @@ if TYPE_CHECKING:
     from temporalio.client import Client
 
 from omnicascade.cli import display
-from omnicascade.cli.common import JSON, UserError, app, db_url, reading, runs_app, settings
+from omnicascade.cli.common import (
+    CURSOR,
+    JSON,
+    LIMIT,
+    UserError,
+    app,
+    db_url,
+    more,
+    reading,
+    runs_app,
+    settings,
+)
 
 
 @runs_app.command("list")
-def runs_list(as_json: bool = JSON) -> None:
-    """Every run with status, enrolled, converted, conversion rate and unmatched conversions."""
-    from omnicascade.reports.runs import runs_list as rl
+def runs_list(as_json: bool = JSON, limit: int | None = LIMIT,
+              cursor: str | None = CURSOR) -> None:
+    """Runs, newest first, with status, enrolled, converted, conversion rate and unmatched
+    conversions."""
+    from omnicascade.reports.run_views import runs_page
     with reading() as s:
-        rows = rl(session=s)
+        page = runs_page(session=s, limit=limit, cursor=cursor)
+    rows = page.rows
     display.print_json(rows) if as_json else display.console.print(display.runs_table(rows))
+    more(page.next_cursor)
 
 
 @runs_app.command("show")
@@ -32,7 +47,7 @@ def runs_show(run_id: str, as_json: bool = JSON,
               interval: float = typer.Option(2.0, help="Seconds between --watch refreshes.",
                                              min=0.1)) -> None:
     """A run's funnel per step and channel (live with --watch)."""
-    from omnicascade.reports.runs import run_show
+    from omnicascade.reports.run_views import run_show
     if watch:
         if as_json:
             raise UserError("--watch redraws a table; use --json without --watch")
@@ -48,6 +63,10 @@ def runs_show(run_id: str, as_json: bool = JSON,
     else:
         display.console.print(display.funnel_table(data))
         display.console.print(display.run_summary(data))
+        from omnicascade.reports.winner import winner_line
+        line = winner_line(data.get("experiment"))
+        if line:
+            display.console.print(line, highlight=False)
 
 
 def _control(run_id: str, action: str, drain: bool, as_json: bool) -> None:
@@ -110,13 +129,21 @@ def runs_resume(run_id: str, as_json: bool = JSON) -> None:
 @app.command()
 def outbox(customer: str | None = typer.Option(None, help="Only this customer."),
            run: str | None = typer.Option(None, help="Only this run."),
-           limit: int = typer.Option(1000, help="At most this many messages."),
+           limit: int | None = LIMIT, cursor: str | None = CURSOR,
            as_json: bool = JSON) -> None:
-    """What the outbox provider "sent" (rendered and stored, not delivered)."""
-    from omnicascade.reports.customers import outbox_list
+    """What the outbox provider "sent" (rendered and stored, not delivered), oldest first."""
+    from omnicascade.reports.outbox import deferred_note, outbox_page
     with reading() as s:
-        rows = outbox_list(session=s, customer_id=customer, run_id=run, limit=limit)
+        page = outbox_page(session=s, customer_id=customer, run_id=run, limit=limit,
+                           cursor=cursor)
+        # nothing sent yet: say what is waiting rather than an empty table alone
+        note = None if page.rows or as_json or cursor else \
+            deferred_note(session=s, customer_id=customer, run_id=run)
+    rows = page.rows
     display.print_json(rows) if as_json else display.console.print(display.outbox_table(rows))
+    if note:
+        display.console.print(note, highlight=False)
+    more(page.next_cursor)
 
 
 @app.command()
@@ -124,28 +151,33 @@ def convert(customer: str | None = typer.Option(None, help="Customer id."),
             type: str = typer.Option(..., "--type", help="Conversion type, e.g. order_placed."),
             promo_code: str | None = typer.Option(None, help="Find the customer by code."),
             event_id: str | None = typer.Option(None, help="Idempotency key (default: new)."),
-            amount: float | None = typer.Option(None), currency: str | None = None,
+            amount: str | None = typer.Option(None, help="The order's amount, e.g. 19.99."),
+            currency: str | None = None,
             as_json: bool = JSON) -> None:
     """Record a conversion by hand and stop that customer's cascades."""
     from pydantic import ValidationError
 
     from omnicascade.cascade.conversions import ConversionIn, convert_by_hand
     try:
-        data = ConversionIn(event_id=event_id or f"manual-{uuid.uuid4().hex}", type=type,
-                            customer_id=customer, promo_code=promo_code, amount=amount,
-                            currency=currency)
+        data = ConversionIn.model_validate({  # a text amount: parsed exactly, as in the API
+            "event_id": event_id or f"manual-{uuid.uuid4().hex}", "type": type,
+            "customer_id": customer, "promo_code": promo_code, "amount": amount,
+            "currency": currency})
     except ValidationError as exc:
         raise UserError("; ".join(e["msg"].removeprefix("Value error, ")
                                   for e in exc.errors())) from None
     s = settings()
     db_url(s)
     body, signalled = asyncio.run(convert_by_hand(data, s))
+    if not body.get("matched", True):  # stored all the same (the shop may import them later)
+        display.err_console.print(f"warning: no customer {body['customer_id']}: stored as an "
+                                  f"unmatched conversion (counted as unmatched in `runs "
+                                  f"list` and reports)", highlight=False, soft_wrap=True)
     if as_json:
         display.print_json(body)
     elif not body.get("matched", True):
-        display.console.print(f"recorded {type} for {body['customer_id']}, a customer nobody "
-                              f"knows: stored, and counted as unmatched in `runs list` and "
-                              f"reports")
+        display.console.print(f"recorded {type} for {body['customer_id']}: no cascade "
+                              f"stopped")
     else:
         display.console.print(f"recorded {type} for {body['customer_id']}: stopped "
                               f"{body['stopped']} active cascade(s)"
@@ -153,8 +185,46 @@ def convert(customer: str | None = typer.Option(None, help="Customer id."),
                                  "guard stops them)"))
 
 
+def _global(run_id: str | None, since: str, as_json: bool, files: object,
+            whole: bool) -> None:
+    if run_id is not None or files or not whole:
+        raise UserError("give a RUN_ID, or --global (without --html/--csv)")
+    from omnicascade.campaign.durations import parse_duration
+    from omnicascade.reports.global_control import global_report
+    try:
+        period = parse_duration(since)
+    except ValueError as exc:
+        raise UserError(f"--since {since!r}: {exc}") from None
+    if period <= 0:
+        raise UserError(f"--since {since!r}: give a period such as 30d")
+    s_ = settings()
+    with reading(s_) as s:
+        rep = global_report(session=s, period_s=period, cost_currency=s_.cost_currency)
+    if as_json:
+        display.print_json(rep)
+        return
+    for name in ("messaged", "global_control"):
+        g = rep[name]
+        rate = "–" if g["rate"] is None else f"{g['rate']:.2%}"
+        display.console.print(f"{name}: {g['customers']} customers, {g['converted']} converted "
+                              f"({rate}), revenue per customer {g['revenue_per_customer']}",
+                              highlight=False)
+    lift = rep["lift"]["conversion_rate"]
+    if lift["diff"] is not None:
+        display.console.print(f"lift: {lift['diff'] * 100:+.2f} pts (interval "
+                              f"{lift['ci_low'] * 100:+.2f} to {lift['ci_high'] * 100:+.2f})",
+                              highlight=False)
+    display.console.print(f"messaging cost: {rep['messaging_cost']} {rep['currency']}",
+                          highlight=False)
+    for note in rep["notes"]:
+        display.console.print(f"note: {note}", highlight=False)
+
+
 @app.command()
-def report(run_id: str,
+def report(run_id: str | None = typer.Argument(None, help="The run (omit with --global)."),
+           whole: bool = typer.Option(False, "--global", help="Messaged vs the global "
+                                      "control group, across every campaign."),
+           since: str = typer.Option("30d", help="With --global: the period, e.g. 30d."),
            html: Path | None = typer.Option(None, help="Write a self-contained HTML "
                                                "report (charts included) to this file."),
            csv: Path | None = typer.Option(None, "--csv", help="Write customers.csv, "
@@ -162,11 +232,14 @@ def report(run_id: str,
            as_json: bool = JSON) -> None:
     """Funnel, attribution, A/B significance, lift over holdout and cost for a run."""
     from omnicascade.reports.build import compose, load
-    from omnicascade.reports.runs import status_of
+    from omnicascade.reports.run_views import status_of
+    from omnicascade.reports.winner import with_experiment
     s_ = settings()
+    if whole or run_id is None:
+        return _global(run_id, since, as_json, html or csv, whole)
     with reading(s_) as s:
         data = load(run_id, session=s, settings=s_)
-        rep = compose(data, status_of(run_id, session=s))
+        rep = with_experiment(compose(data, status_of(run_id, session=s)), run_id, session=s)
     if html:
         from omnicascade.reports.html import write_html
         write_html(rep, html)

@@ -10,6 +10,13 @@ from omnicascade.cli import display
 from omnicascade.cli.common import app, db_app, db_url, settings
 
 
+def warn_unknown() -> None:
+    """A WARNING per OMNICASCADE_* variable no setting reads (a misspelt limit is otherwise
+    silently not there), with the closest real name."""
+    from omnicascade.config.sources import warn_unknown as warn
+    warn()
+
+
 @app.command()
 def server(host: str | None = typer.Option(None, help="API host (default 127.0.0.1)."),
            port: int | None = typer.Option(None, help="API port (default 8787).")) -> None:
@@ -25,6 +32,7 @@ def server(host: str | None = typer.Option(None, help="API host (default 127.0.0
                               f"{'from environment' if s.console_password else console_file})\n"
                               f"  HTTP API      {stack.api_url}  (OpenAPI: {stack.api_url}/docs)\n"
                               f"  Temporal UI   {stack.ui_url}\n"
+                              f"  Worker metrics {stack.metrics_url}\n"
                               f"  Temporal      {s.resolved_temporal_address()}\n"
                               f"  state         {s.home_dir}\n"
                               f"  webhook secret "
@@ -33,7 +41,8 @@ def server(host: str | None = typer.Option(None, help="API host (default 127.0.0
                               f"{'from environment' if s.api_token else s.api_token_file}"
                               f"  (reads: Authorization: Bearer …)\n"
                               f"Press Ctrl-C to stop.")
-    configure_logging()
+    configure_logging(settings().log_format)
+    warn_unknown()
     asyncio.run(serve(settings(), host=host, port=port, announce=announce))
     display.console.print("stopped.")
 
@@ -50,7 +59,8 @@ def worker() -> None:
     """Run a worker (scaled deployment: any number, against OMNICASCADE_TEMPORAL_ADDRESS)."""
     from omnicascade.runtime.deploy import configure_logging, run_worker_process
     db_url()
-    configure_logging()
+    configure_logging(settings().log_format)
+    warn_unknown()
     asyncio.run(run_worker_process(settings()))
 
 
@@ -59,7 +69,8 @@ def api(host: str | None = typer.Option(None), port: int | None = typer.Option(N
     """Run the HTTP API alone (scaled deployment)."""
     from omnicascade.runtime.deploy import configure_logging, run_api_process
     db_url()
-    configure_logging()
+    configure_logging(settings().log_format)
+    warn_unknown()
     run_api_process(settings(), host=host, port=port)
 
 

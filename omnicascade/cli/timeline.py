@@ -1,6 +1,8 @@
 """`customers show ID`: a customer's cascades and timeline, for people — times in the
-customer's own time zone (named), status in words, steps numbered from 1, and a
-rehearsal's times on its campaign clock (marked with its scale)."""
+customer's own time zone (named), status in words, steps numbered from 1, each cascade's
+key (`cart_id A2`), every time on the wall clock with a rehearsal's campaign time beside
+it, labelled. The timeline's rows are the console's (reports/timeline.py
+`customer_page`): this module only lays them out."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from rich.table import Table
 
 from omnicascade.clock import LIVE, RunClock, now_utc
 from omnicascade.reports.when import clock_from, local, parse_iso, relative, zone_of
-from omnicascade.vocabulary import reason_label
 
 
 def customer_view(data: dict[str, Any]) -> list[Any]:
@@ -22,56 +23,38 @@ def customer_view(data: dict[str, Any]) -> list[Any]:
                                    for e in data["enrollments"]}
 
     def when(text: str | None, run_id: str | None = None) -> str:
-        """`2026-12-02 09:00:13 · 3 h ago` in the customer's zone; a rehearsal's instants
-        on its campaign clock, marked `×N`."""
+        """`2026-12-02 09:00:13 · 3 h ago` in the customer's zone, on the wall clock; a
+        rehearsal's campaign time beside it, labelled (one clock per column)."""
         at = parse_iso(text)
         if at is None:
             return "–"
         clock = clocks.get(run_id or "", LIVE)
-        shown, ref = clock.campaign(at), clock.campaign(now)
-        mark = f" ×{clock.scale:g}" if clock.rehearsal else ""
-        return f"{local(shown, zone, seconds=True)}{mark} · {relative(shown, ref)}"
+        shown = f"{local(at, zone, seconds=True)} · {relative(at, now)}"
+        return shown + (f"\n{local(clock.campaign(at), zone, seconds=True)} campaign time "
+                        f"×{clock.scale:g}" if clock.rehearsal else "")
 
     header = (f"[bold]{c['id']}[/] email={c['email'] or '–'} phone={c['phone'] or '–'} "
               f"telegram={c['telegram_chat_id'] or '–'} push={'yes' if c['push_token'] else '–'}"
               f" · times in {zone_text}")
     out: list[Any] = [header]
+    keys = data.get("key_labels", {})  # `cart_id A2` (reports/keys.py)
     if data["enrollments"]:
         cascades = Table(title="Cascades")
-        for col in ("campaign", "run", "variant", "status", "promo", "enrolled"):
+        for col in ("campaign", "key", "run", "variant", "status", "promo", "enrolled"):
             cascades.add_column(col, overflow="fold")
         for e in data["enrollments"]:
             run = e["run_id"] + (f" ({e['rehearsal']['label']})" if e.get("rehearsal") else "")
-            cascades.add_row(e["campaign"] or "–", run, e["variant"] or "–",
-                             e.get("status_label") or e["status"], e["promo_code"] or "–",
+            cascades.add_row(e["campaign"] or "–", keys.get(e["enrollment_id"]) or "–", run,
+                             e["variant"] or "–", e.get("status_label") or e["status"],
+                             e["promo_code"] or "–",
                              when(e["enrolled_at"], e["run_id"]))
         out.append(cascades)
     t = Table(title=f"Timeline ({zone_text})")
     for col in ("at", "what", "detail"):
         t.add_column(col, overflow="fold")
-    events: list[tuple[str, str, str, str]] = []  # (wall ISO for order, at, what, detail)
-    for e in data["enrollments"]:
-        events.append((e["enrolled_at"] or "", when(e["enrolled_at"], e["run_id"]), "enrolled",
-                       f"{e['campaign']} ({e['run_id']})"
-                       + (f" promo={e['promo_code']}" if e["promo_code"] else "")))
-        if e["status"] in ("stopped", "exited"):
-            events.append((e["finished_at"] or "", when(e["finished_at"], e["run_id"]),
-                           e["status"], f"{e['campaign']} ({e['run_id']}): "
-                           f"{reason_label(e['exit_reason']) or 'no reason recorded'}"))
-    for m in data["messages"]:
-        label = m.get("label") or m["step"]
-        state = m.get("status_label") or m["status"]
-        events.append((m["at"] or "", when(m["at"], m["run_id"]), f"{m['channel']} {label}",
-                       f"{m['template']}: {state}"))
-    # a conversion on the clock of the cascade it converted (a rehearsal's, maybe)
-    converted = {e.get("conversion_event_id"): e["run_id"] for e in data["enrollments"]}
-    for cv in data["conversions"]:
-        events.append((cv["occurred_at"] or "",
-                       when(cv["occurred_at"], converted.get(cv["event_id"])), "converted",
-                       f"{cv['type']} {cv['event_id']}"
-                       + (f" promo={cv['promo_code']}" if cv["promo_code"] else "")))
-    for _, at, what, detail in sorted(events, key=lambda x: x[0]):
-        t.add_row(at, what, detail)
+    for row in data["timeline"]:  # reports/timeline.py: the console's rows too
+        campaign = f"\n{row['campaign']}" if row.get("campaign") else ""
+        t.add_row(f"{row['at']} · {row['ago']}{campaign}", row["what"], row["detail"])
     out.append(t)
     from omnicascade.cli.display import ended_early
     from omnicascade.reports.funnel import endings
@@ -79,6 +62,6 @@ def customer_view(data: dict[str, Any]) -> list[Any]:
     rehearsals = sorted({e["rehearsal"]["label"] for e in data["enrollments"]
                          if e.get("rehearsal")})
     if rehearsals:
-        out.append(f"×N: a rehearsal's campaign time ({', '.join(rehearsals)}): its clock "
-                   f"started at the launch and runs N times faster")
+        out.append(f"times are real time; \"campaign time ×N\": a rehearsal's clock "
+                   f"({', '.join(rehearsals)}), started at the launch, N times faster")
     return out + ([f"cascades ended early: {ended}"] if ended else [])

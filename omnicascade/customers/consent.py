@@ -8,8 +8,9 @@ from collections.abc import Iterable
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
+from omnicascade.clock import now_utc
 from omnicascade.customers.model import ADDRESS_FIELD, address_for
-from omnicascade.db.models import Customer, Enrollment, Suppression, utcnow
+from omnicascade.db.models import Customer, Enrollment, Suppression
 from omnicascade.db.query import rows_in
 
 Suppressed = frozenset[tuple[str, str]]  # (channel, address)
@@ -67,5 +68,5 @@ def forget_address(customer_id: str, channel: str, address: str, *, session: Ses
     if customer is None or address_for(customer, channel) != address:
         return False
     setattr(customer, ADDRESS_FIELD[channel], None)
-    customer.updated_at = utcnow()
+    customer.updated_at = now_utc()
     return True

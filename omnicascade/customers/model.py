@@ -4,14 +4,17 @@ and the repository functions over the customers table."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from omnicascade.db.models import ConversionEvent, Customer, utcnow
+from omnicascade.clock import now_utc
+from omnicascade.db.models import ConversionEvent, Customer
 from omnicascade.db.query import chunks, scalars_in
 from omnicascade.validation import storable, time_zone
 from omnicascade.vocabulary import OPT_IN_CHANNELS, Channel
@@ -97,30 +100,49 @@ class CustomerIn(BaseModel):
 
 
 def upsert_customers(customers: list[CustomerIn], *, session: Session) -> tuple[int, int]:
-    """Insert new customers, update given fields of existing ones. Returns (created, updated)."""
+    """Insert new customers, update given fields of existing ones. Returns (created, updated).
+    Another writer (a second API process, an import) may insert one of the new ids between
+    our look-up and our insert: PostgreSQL then refuses the insert, and the batch is undone
+    to its savepoint and done again, finding that row and updating it as if it came first."""
     created = updated = 0
-    now = utcnow()
+    now = now_utc()
     for batch in chunks(customers):
-        existing = {c.id: c for c in session.scalars(
-            select(Customer).where(Customer.id.in_([c.id for c in batch])))}
-        for c in batch:
-            fields = c.model_dump(exclude_unset=True, exclude={"id", "attributes", "consents"})
-            row = existing.get(c.id)
-            if row is None:
-                session.add(Customer(id=c.id, attributes=dict(c.attributes), created_at=now,
-                                     updated_at=now, consents=dict(c.consents or {}),
-                                     **fields))
-                created += 1
-            else:
-                for key, value in fields.items():
-                    setattr(row, key, value)
-                if c.attributes:
-                    row.attributes = {**(row.attributes or {}), **c.attributes}
-                if c.consents:
-                    row.consents = {**(row.consents or {}), **cast(dict[str, Any], c.consents)}
-                row.updated_at = now
-                updated += 1
-        session.flush()
+        for attempt in range(RACE_RETRIES + 1):
+            try:
+                with session.begin_nested():
+                    done = _upsert(batch, now, session=session)
+                break
+            except IntegrityError:
+                if attempt == RACE_RETRIES:
+                    raise
+        created, updated = created + done[0], updated + done[1]
+    return created, updated
+
+
+RACE_RETRIES = 2  # each retry finds the rows that won: a third loss needs a new writer
+
+
+def _upsert(batch: Sequence[CustomerIn], now: datetime, *, session: Session) -> tuple[int, int]:
+    created = updated = 0
+    existing = {c.id: c for c in session.scalars(
+        select(Customer).where(Customer.id.in_([c.id for c in batch])))}
+    for c in batch:
+        fields = c.model_dump(exclude_unset=True, exclude={"id", "attributes", "consents"})
+        row = existing.get(c.id)
+        if row is None:
+            session.add(Customer(id=c.id, attributes=dict(c.attributes), created_at=now,
+                                 updated_at=now, consents=dict(c.consents or {}), **fields))
+            created += 1
+        else:
+            for key, value in fields.items():
+                setattr(row, key, value)
+            if c.attributes:
+                row.attributes = {**(row.attributes or {}), **c.attributes}
+            if c.consents:
+                row.consents = {**(row.consents or {}), **cast(dict[str, Any], c.consents)}
+            row.updated_at = now
+            updated += 1
+    session.flush()
     return created, updated
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -13,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -21,9 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+from omnicascade.clock import now_utc
 
 
 def to_utc_naive(value: datetime) -> datetime:
@@ -48,8 +48,8 @@ class Customer(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Per-channel consent, e.g. {"sms": false}; absent means "not refused".
     consents: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now_utc)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now_utc, onupdate=now_utc)
 
 
 # A trigger campaign has one version taking events at a time (listening or paused).
@@ -73,7 +73,7 @@ class Run(Base):
     # False for a rehearsal launched without --live: every channel sends to the outbox.
     sends_live: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     audience_total: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now_utc)
     # 1, 2, … per campaign slug; a launch with the same content_hash is the same version
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     content_hash: Mapped[str | None] = mapped_column(String(64))
@@ -115,7 +115,7 @@ class Enrollment(Base):
     # `conversion.window` on the wall clock: how long after the cascade finished a
     # conversion still counts for it (NULL: no bound, rows older than the window).
     conversion_window_s: Mapped[float | None] = mapped_column(Float)
-    enrolled_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    enrolled_at: Mapped[datetime] = mapped_column(DateTime, default=now_utc)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     converted_at: Mapped[datetime | None] = mapped_column(DateTime)
     conversion_event_id: Mapped[str | None] = mapped_column(String(255))
@@ -143,9 +143,11 @@ class Delivery(Base):
     to_address: Mapped[str | None] = mapped_column(String(4096))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     segments: Mapped[int | None] = mapped_column(Integer)  # SMS segments billed
-    cost: Mapped[float | None] = mapped_column(Float)  # unit cost × segments, at send time
+    # Priced once, at send time (channels/pricing.price_of), in cost_currency: exact decimals.
+    cost: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
+    cost_currency: Mapped[str | None] = mapped_column(String(3))
     deferred_until: Mapped[datetime | None] = mapped_column(DateTime)  # quiet hours
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now_utc)
     # The moment the last guard passed and the provider was called (the final claim).
     sending_at: Mapped[datetime | None] = mapped_column(DateTime)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -164,8 +166,8 @@ class DeliveryEvent(Base):
     event: Mapped[str] = mapped_column(String(32))
     # The provider's own id for this event: a redelivered webhook changes nothing twice.
     provider_event_id: Mapped[str | None] = mapped_column(String(255), unique=True)
-    occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime, default=now_utc)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=now_utc)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # An inbound message's sender, "<channel>:<number>" (e.g. "whatsapp:+4915…"): the
     # latest one opens that channel's 24 h conversation window (cascade/conversations.py).
@@ -177,7 +179,7 @@ class TelegramLink(Base):
     __tablename__ = "telegram_links"
     token: Mapped[str] = mapped_column(String(64), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(255), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now_utc)
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
     chat_id: Mapped[str | None] = mapped_column(String(64))
 
@@ -196,7 +198,9 @@ class OutboxMessage(Base):
     title: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     html: Mapped[str | None] = mapped_column(Text)
-    sent_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime] = mapped_column(DateTime, default=now_utc)
+    # When a retention prune dropped subject, title and bodies (cascade/retention.py).
+    pruned_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class ConversionEvent(Base):
@@ -208,11 +212,11 @@ class ConversionEvent(Base):
     customer_id: Mapped[str] = mapped_column(String(255))
     promo_code: Mapped[str | None] = mapped_column(String(64))
     order_id: Mapped[str | None] = mapped_column(String(255))
-    amount: Mapped[float | None] = mapped_column(Float)
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 4))  # exact, as the shop sent it
     currency: Mapped[str | None] = mapped_column(String(3))
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     occurred_at: Mapped[datetime] = mapped_column(DateTime)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=now_utc)
     stopped: Mapped[int] = mapped_column(Integer, default=0)
     # False: no customer of that id is known (stored, acknowledged, counted as unmatched).
     matched: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
@@ -227,7 +231,7 @@ class InboundEvent(Base):
     type: Mapped[str] = mapped_column(String(128))
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     occurred_at: Mapped[datetime] = mapped_column(DateTime)
-    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=now_utc)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     enrolled: Mapped[int] = mapped_column(Integer, default=0)
     # What the event did besides enrolling: [{"campaign", "reason"}] not enrolled, and the
@@ -243,7 +247,7 @@ class Suppression(Base):
     channel: Mapped[str] = mapped_column(String(16))
     address: Mapped[str] = mapped_column(String(4096))
     reason: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now_utc)
 
 
 class RequestSignature(Base):
@@ -252,4 +256,25 @@ class RequestSignature(Base):
     __tablename__ = "request_signatures"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the v2 mac
     signed_at: Mapped[datetime] = mapped_column(DateTime, index=True)  # the signature's t
-    accepted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    accepted_at: Mapped[datetime] = mapped_column(DateTime, default=now_utc)
+
+
+class LoginAttempt(Base):
+    """A console login attempt, counted before its password is checked (api/console/
+    throttle.py): a failure stays for the window, a success deletes its address's rows."""
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_address", "address", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    address: Mapped[str] = mapped_column(String(64))  # sha256 of the client address
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class ConsoleSession(Base):
+    """A signed-in console session (api/console/sessions.py). The id is a keyed hash of the
+    cookie's random token, never the token: a copy of this table opens no session. Log out
+    deletes the row; a row past expires_at, or idle past the idle timeout, is refused."""
+    __tablename__ = "console_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime)  # written at most once a minute
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -80,3 +80,10 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def ping(url: str) -> None:
+    """Ask the database one trivial question (raises when it does not answer): /health and
+    /ready both mean exactly this by "the database answers"."""
+    with read_scope(url) as session:
+        session.execute(text("SELECT 1"))

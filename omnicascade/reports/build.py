@@ -9,23 +9,33 @@ the report says it is one (`rehearsal`)."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from omnicascade.clock import now_utc
 from omnicascade.config import Settings
-from omnicascade.db.models import Run, utcnow
+from omnicascade.db.models import Run
 from omnicascade.errors import NotFound
 from omnicascade.reports.attribution import attribution, credited_send, hours_since_enrollment
 from omnicascade.reports.data import Member, RunData, load_run, planned_steps
-from omnicascade.reports.experiment import ab_tests, holdout_lift
+from omnicascade.reports.experiment import ab_tests, holdout_lift, lift_note
 from omnicascade.reports.export import write_csv
 from omnicascade.reports.format import iso
 from omnicascade.reports.funnel import ended_note, endings, funnel
-from omnicascade.reports.money import Currencies, Revenue, by_currency, money, revenue_of
+from omnicascade.reports.money import (
+    ZERO,
+    Currencies,
+    Revenue,
+    by_currency,
+    money,
+    number,
+    revenue_of,
+)
 from omnicascade.reports.quantiles import percentiles
-from omnicascade.reports.runs import status_of
+from omnicascade.reports.run_views import status_of
 from omnicascade.reports.stats import ALPHA, rate_ci
 from omnicascade.reports.unmatched import conversion_events, unmatched_conversions
 from omnicascade.vocabulary import HOLDOUT, LIVE_ENROLLMENT, Phase
@@ -58,9 +68,9 @@ def variant_summary(members: list[Member], cur: Currencies, alpha: float = ALPHA
                      if s.phase == Phase.FOLLOW_UP)
     out = {**rate_ci(len(converted), len(members), alpha),
            "active": sum(m.status in LIVE_ENROLLMENT for m in members), "messages_sent": sent,
-           **money(sum(m.cost for m in members), revenue_of(members, cur), cur),
-           "after_conversion": {"messages": follow_ups, "cost": round(sum(
-               m.follow_up_cost for m in members), 4), "cost_currency": cur.cost},
+           **money(sum((m.cost for m in members), ZERO), revenue_of(members, cur), cur),
+           "after_conversion": {"messages": follow_ups, "cost": number(sum(
+               (m.follow_up_cost for m in members), ZERO), 4), "cost_currency": cur.cost},
            "hours_to_convert": percentiles(hours), "holdout": holdout}
     if not sent:  # nothing was spent on them: "cost per conversion" would read as free
         out["cost_per_conversion"] = None
@@ -84,7 +94,7 @@ def conversion_curve(members: list[Member]) -> list[list[float]]:
 def _by_channel(treated: list[Member], cur: Currencies) -> dict[str, dict[str, Any]]:
     """Cascade messages, cost and the conversions credited to each channel."""
     messages: Counter[str] = Counter()
-    cost: dict[str, float] = defaultdict(float)
+    cost: dict[str, Decimal] = defaultdict(Decimal)
     revenue: dict[str, Revenue] = defaultdict(Revenue)
     for m in treated:
         for s in m.sends:
@@ -108,7 +118,7 @@ def economics(treated: list[Member], rows: list[dict[str, Any]],
     follow_ups = [r for r in rows if r["phase"] == Phase.FOLLOW_UP]
     rev = revenue_of(treated, cur)
     return {"messages": sum(r["sent"] for r in cascade), "conversions": rev.conversions,
-            **money(sum(m.cost for m in treated), rev, cur),
+            **money(sum((m.cost for m in treated), ZERO), rev, cur),
             "by_currency": by_currency(rev, cur),
             "after_conversion": {"messages": sum(r["sent"] for r in follow_ups),
                                  "cost": round(sum(r["cost"] for r in follow_ups), 4),
@@ -122,14 +132,16 @@ def saved_by_engagement(members: list[Member], cur: Currencies) -> dict[str, Any
     """The messages `skip_if` did not send because the customer had engaged with an earlier
     one (reason `engaged`), and what they would have cost at the channels' unit costs."""
     skipped = [s for m in members for s in m.sends if s.engaged_skip]
-    return {"messages": len(skipped), "cost": round(sum(s.saved for s in skipped), 4),
+    return {"messages": len(skipped), "cost": number(sum((s.saved for s in skipped), ZERO), 4),
             "cost_currency": cur.cost}
 
 
 def build_report(run_id: str, *, session: Session, settings: Settings,
                  alpha: float = ALPHA) -> dict[str, Any]:
+    from omnicascade.reports.winner import with_experiment
     data = load(run_id, session=session, settings=settings)
-    return compose(data, status_of(run_id, session=session), alpha)
+    return with_experiment(compose(data, status_of(run_id, session=session), alpha), run_id,
+                           session=session)
 
 
 def money_notes(data: RunData) -> tuple[list[str], dict[str, Any] | None]:
@@ -155,6 +167,11 @@ def money_notes(data: RunData) -> tuple[list[str], dict[str, Any] | None]:
     if bare:
         notes.append(f"{bare} conversion amount(s) came without a currency and are counted "
                      f"in {cur.cost}, the shop's currency (OMNICASCADE_COST_CURRENCY)")
+    stored = sorted(data.cost_currencies - {cur.cost})
+    if stored:  # each cost is stored with its currency: a changed setting shows here
+        notes.append(f"some message costs were stored in {', '.join(stored)}, and "
+                     f"OMNICASCADE_COST_CURRENCY is now {cur.cost}: they are added up as if "
+                     f"in {cur.cost}")
     if rev.without_amount:
         notes.append(f"{rev.without_amount} conversion(s) without an amount: their revenue "
                      f"is unknown (not 0), so ROI is – wherever they count")
@@ -192,7 +209,7 @@ def compose(data: RunData, status: str, alpha: float = ALPHA) -> dict[str, Any]:
     return {
         "run_id": data.run_id, "campaign": data.campaign, "description": data.description,
         "status": status, "created_at": iso(clock.campaign(data.created_at)),
-        "generated_at": iso(utcnow()),  # when it was made: the wall clock, even for rehearsals
+        "generated_at": iso(now_utc()),  # when it was made: the wall clock, even for rehearsals
         "rehearsal": {"scale": int(clock.scale) if clock.scale.is_integer() else clock.scale,
                       "label": clock.label, "started_at": iso(data.created_at)}
         if clock.rehearsal else None,
@@ -214,6 +231,7 @@ def compose(data: RunData, status: str, alpha: float = ALPHA) -> dict[str, Any]:
                         "by_variant": {n: attribution(groups[n], cur, names) for n in names}},
         "experiment": ab_tests(groups, alpha),
         "lift": holdout_lift(groups, alpha, cur),
+        "lift_note": lift_note(groups, data.snapshot.get("spec") or {}),
         "economics": economics(treated, rows, cur),
         "conversion_curve": {n: conversion_curve(groups[n]) for n in names},
         "notes": notes,

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from omnicascade.db.models import Run
-from omnicascade.reports.runs import runs_list
+from omnicascade.errors import NotFound
+from omnicascade.reports.run_views import runs_list
 from omnicascade.vocabulary import ENROLLING_RUN
 
 LIST_KEYS = ("campaign", "version", "run_id", "status", "active", "enrolled", "converted")
@@ -29,3 +30,24 @@ def campaigns_list(*, session: Session) -> list[dict[str, Any]]:
                     "enrolled": sum(r["enrolled"] for r in rows),
                     "converted": sum(r["converted"] for r in rows)})
     return out
+
+
+def campaign_summaries(*, session: Session) -> list[dict[str, Any]]:
+    """`campaign list` with each campaign's description and conversion rate (the console's
+    home)."""
+    about = dict(session.execute(select(Run.id, Run.description)).tuples().all())
+    return [{**c, "description": about.get(c["run_id"]) or "",
+             "conversion_rate": c["converted"] / c["enrolled"] if c["enrolled"] else None}
+            for c in campaigns_list(session=session)]
+
+
+def campaign_runs(slug: str, *, session: Session) -> list[dict[str, Any]]:
+    """A campaign's runs, oldest version first: each one's `runs list` row (`row`), its
+    `version`, `description` and `snapshot` (what a version changed is computed from these)."""
+    runs = list(session.scalars(select(Run).where(Run.campaign == slug)
+                                .order_by(Run.version, Run.created_at, Run.id)))
+    if not runs:
+        raise NotFound(f"no campaign {slug!r}")
+    rows = {r["run_id"]: r for r in runs_list(session=session, campaign=slug)}
+    return [{"run_id": r.id, "version": r.version, "description": r.description,
+             "snapshot": r.snapshot, "row": rows[r.id]} for r in runs]

@@ -27,10 +27,15 @@ def colors(names: list[str]) -> dict[str, str]:
 
 
 def _svg(chart_id: str, width: int, height: int, body: str, title: str) -> str:
-    return (f'<svg id="{chart_id}" class="chart" role="img" aria-label="{escape(title)}" '
+    """The chart at the page's width; on a phone at least 900 px wide (report CSS
+    `.chart-scroll`), so its 11–12 px labels stay ≥ 10 px, in a region that scrolls by
+    keyboard too."""
+    return (f'<div class="chart-scroll" tabindex="0" role="region" '
+            f'aria-label="{escape(title)} (scrolls)">'
+            f'<svg id="{chart_id}" class="chart" role="img" aria-label="{escape(title)}" '
             f'viewBox="0 0 {width} {height}" width="100%" '
             f'preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">'
-            f'<title>{escape(title)}</title>{body}</svg>')
+            f'<title>{escape(title)}</title>{body}</svg></div>')
 
 
 def _text(x: float, y: float, s: str, size: int = 12, anchor: str = "start",

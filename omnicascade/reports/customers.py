@@ -1,8 +1,10 @@
 """What customers got: the outbox (what the outbox provider "sent") and one customer's
-timeline of enrollments, messages and conversions, in the `--json` shapes of DESIGN §4."""
+timeline of enrollments, messages and conversions, in the `--json` shapes of
+docs/architecture.md §4."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -22,29 +24,29 @@ from omnicascade.db.models import (
 from omnicascade.errors import NotFound
 from omnicascade.reports.format import iso
 from omnicascade.reports.labels import View, delivery_label, enrollment_label
-from omnicascade.reports.runs import rehearsal_of
+from omnicascade.reports.money import number
+from omnicascade.reports.paging import check_limit, cut, decode
+from omnicascade.reports.run_views import rehearsal_of
 from omnicascade.reports.when import zone_name
 from omnicascade.vocabulary import step_label
 
 
-def outbox_list(*, session: Session, customer_id: str | None = None,
-                run_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-    q = select(OutboxMessage).order_by(OutboxMessage.sent_at, OutboxMessage.id)
-    if customer_id:
-        q = q.where(OutboxMessage.customer_id == customer_id)
-    if run_id:
-        q = q.where(OutboxMessage.run_id == run_id)
-    return [{"customer_id": m.customer_id, "run_id": m.run_id, "step": m.step,
-             "label": step_label(m.step), "channel": m.channel, "to": m.to_address,
-             "subject": m.subject or m.title, "body": m.body, "sent_at": iso(m.sent_at)}
-            for m in session.scalars(q.limit(limit))]
+def customer_show(customer_id: str, *, session: Session, limit: int | None = None,
+                  cursor: str | None = None) -> dict[str, Any]:
+    """A customer's timeline (`customers show --json`); its messages a page at a time."""
+    return customer_show_page(customer_id, session=session, limit=limit, cursor=cursor)[0]
 
 
-def customer_show(customer_id: str, *, session: Session) -> dict[str, Any]:
-    """A customer's timeline. Besides the stored facts (ISO instants, machine keys): the
-    customer's `zone` (the one quiet hours use), each enrollment's `rehearsal` and
-    `status_label`, each message's step `label` and `status_label` — in campaign time, in
-    that zone."""
+def customer_show_page(customer_id: str, *, session: Session, limit: int | None = None,
+                       cursor: str | None = None) -> tuple[dict[str, Any], str | None]:
+    """A customer's timeline, and the cursor of its next messages (None on the last page).
+    Besides the stored facts (ISO instants, machine keys): the customer's `zone` (the one
+    quiet hours use), each enrollment's `rehearsal` and `status_label`, each message's
+    step `label` and `status_label` — in campaign time, in that zone. Messages come a page
+    at a time, oldest first (paging.py); the cursor stays out of the dict, whose keys
+    DESIGN §4 fixes."""
+    limit = check_limit(limit)
+    last = decode("messages", cursor) if cursor is not None else None
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise NotFound(f"no customer {customer_id!r}")
@@ -74,12 +76,14 @@ def customer_show(customer_id: str, *, session: Session) -> dict[str, Any]:
              "template": d.template, "status": d.status, "reason": d.reason,
              "at": d.sent_at or d.created_at, "deferred_until": d.deferred_until})
     enrollments = []
+    keys = {e.id: e.entry_key or None for e in rows}  # the cascade's key, on its messages too
     for e in rows:
         run = runs.get(e.run_id)
         fields = {"status": e.status, "exit_reason": e.exit_reason, "variant": e.variant,
                   "converted_at": e.converted_at}
         enrollments.append({
             "enrollment_id": e.id, "run_id": e.run_id, "campaign": run.campaign if run else None,
+            "key": keys[e.id],
             "variant": e.variant, "status": e.status, "exit_reason": e.exit_reason,
             "promo_code": e.promo_code, "enrolled_at": iso(e.enrolled_at),
             "converted_at": iso(e.converted_at), "finished_at": iso(e.finished_at),
@@ -88,21 +92,34 @@ def customer_show(customer_id: str, *, session: Session) -> dict[str, Any]:
                                              seen.get(e.conversion_event_id or ""),
                                              view(e.run_id)),
             "rehearsal": rehearsal_of(run) if run else None})
-    messages = [{"run_id": d.run_id, "step": d.step_key,
+    # every delivery labels its enrollment; only a page of them is listed, in Python's
+    # order of (created_at, id) — the cursor's — whatever the database's collation
+    listed = sorted((d for d in deliveries if _after(d, last)), key=lambda d: (d.created_at, d.id))
+    page, after = cut(listed, limit, "messages", lambda d: (d.created_at, d.id))
+    emptied = set(session.scalars(select(OutboxMessage.delivery_id).where(  # retention
+        OutboxMessage.delivery_id.in_([d.id for d in page]),
+        OutboxMessage.pruned_at.is_not(None)))) if page else set()
+    messages = [{"delivery_id": d.id, "run_id": d.run_id, "step": d.step_key,
+                 "key": keys.get(d.enrollment_id),
                  "label": step_label(d.step_key, d.phase), "phase": d.phase,
                  "channel": d.channel, "template": d.template, "status": d.status,
                  "reason": d.reason, "provider": d.provider,
                  "at": iso(d.sent_at or d.created_at), "deferred_until": iso(d.deferred_until),
                  "status_label": delivery_label(d.status, d.reason, d.deferred_until,
-                                                view(d.run_id))}
-                for d in deliveries]
+                                                view(d.run_id)),
+                 "body_pruned": d.id in emptied}
+                for d in page]
     return {"customer": {**customer_dict(customer), "zone": zone_name(zone)},
             "enrollments": enrollments, "messages": messages,
             "conversions": [{"event_id": c.event_id, "type": c.type,
                              "promo_code": c.promo_code, "order_id": c.order_id,
-                             "amount": c.amount, "currency": c.currency,
+                             "amount": number(c.amount, 4), "currency": c.currency,
                              "occurred_at": iso(c.occurred_at),
-                             "recorded_at": iso(c.recorded_at)} for c in conversions]}
+                             "recorded_at": iso(c.recorded_at)} for c in conversions]}, after
+
+
+def _after(d: Delivery, last: tuple[datetime, str] | None) -> bool:
+    return last is None or (d.created_at, d.id) > last
 
 
 def _spec(run: Run | None) -> dict[str, Any]:

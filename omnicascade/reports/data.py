@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -21,7 +22,7 @@ from omnicascade.clock import LIVE, RunClock, clock_of
 from omnicascade.config import Settings
 from omnicascade.db.models import ConversionEvent, Delivery, DeliveryEvent, Enrollment, Run
 from omnicascade.db.query import chunks
-from omnicascade.reports.money import Currencies
+from omnicascade.reports.money import ZERO, Currencies
 from omnicascade.vocabulary import (
     DEFAULT_VARIANT,
     ENGAGEMENT_EVENTS,
@@ -50,9 +51,9 @@ class Send:
     status: str
     reason: str | None
     at: datetime         # sent_at, or when the row was written if it never got one
-    cost: float
+    cost: Decimal        # as priced at send (Settings.price_of), in the cost currency
     feedback: set[str] = field(default_factory=set)
-    saved: float = 0.0   # skipped as `engaged`: what it would have cost (one unit)
+    saved: Decimal = ZERO  # skipped as `engaged`: what it would have cost (one unit)
 
     @property
     def went_out(self) -> bool:
@@ -69,7 +70,7 @@ class Conversion:
     event_id: str
     type: str
     occurred_at: datetime
-    amount: float | None     # None: the shop sent no amount (revenue unknown, not 0)
+    amount: Decimal | None   # None: the shop sent no amount (revenue unknown, not 0)
     currency: str | None     # None with an amount: the shop's (cost) currency
 
 
@@ -94,7 +95,7 @@ class Member:
         return self.variant == HOLDOUT
 
     @property
-    def amount(self) -> float | None:
+    def amount(self) -> Decimal | None:
         """What the conversion was worth (None: not converted, or no amount given)."""
         return self.conversion.amount if self.conversion else None
 
@@ -103,13 +104,13 @@ class Member:
         return self.conversion.currency if self.conversion else None
 
     @property
-    def cost(self) -> float:
+    def cost(self) -> Decimal:
         """What the cascade's messages to this member cost (follow-ups not included)."""
-        return sum(s.cost for s in self.sends if s.phase != Phase.FOLLOW_UP)
+        return sum((s.cost for s in self.sends if s.phase != Phase.FOLLOW_UP), ZERO)
 
     @property
-    def follow_up_cost(self) -> float:
-        return sum(s.cost for s in self.sends if s.phase == Phase.FOLLOW_UP)
+    def follow_up_cost(self) -> Decimal:
+        return sum((s.cost for s in self.sends if s.phase == Phase.FOLLOW_UP), ZERO)
 
 
 @dataclass
@@ -125,6 +126,7 @@ class RunData:
     clock: RunClock = LIVE         # the run's clock: every instant above is mapped onto it
     money: Currencies = field(default_factory=Currencies)
     unmatched: int = 0             # conversions of the run's types for unknown customers
+    cost_currencies: frozenset[str] = frozenset()  # what the stored costs say they are in
 
     def variants(self) -> list[str]:
         """Variant names: spec order first (as the marketer wrote them), holdout last."""
@@ -139,13 +141,9 @@ class RunData:
         return [m for m in self.members if m.variant == variant]
 
 
-def _send_cost(d: Delivery | Any, settings: Settings | None) -> float:
-    if d.status not in WENT_OUT:
-        return 0.0
-    if d.cost is not None:
-        return float(d.cost)  # priced at send time (unit cost × segments)
-    unit = settings.unit_cost(d.channel) if settings else 0.0  # rows older than pricing
-    return unit * (d.segments or 1)
+def _send_cost(d: Delivery | Any) -> Decimal:
+    """As stored: priced once when it went out (ledger), older rows by migration 0011."""
+    return d.cost if d.status in WENT_OUT and d.cost is not None else ZERO
 
 
 def load_run(run: Run, *, session: Session, settings: Settings | None) -> RunData:
@@ -165,19 +163,22 @@ def load_run(run: Run, *, session: Session, settings: Settings | None) -> RunDat
                                  .where(ConversionEvent.event_id.in_(chunk))):
             conversions[c.event_id] = Conversion(
                 c.event_id, c.type, at(c.occurred_at),
-                None if c.amount is None else float(c.amount), c.currency or None)
+                c.amount, c.currency or None)
     sends: dict[str, list[Send]] = defaultdict(list)
     by_id: dict[str, Send] = {}
+    cost_currencies: set[str] = set()
     for d in session.execute(
             select(Delivery.id, Delivery.enrollment_id, Delivery.phase, Delivery.step_index,
                    Delivery.channel, Delivery.status, Delivery.reason, Delivery.sent_at,
-                   Delivery.created_at, Delivery.cost, Delivery.segments)
+                   Delivery.created_at, Delivery.cost, Delivery.cost_currency)
             .where(Delivery.run_id == run.id).order_by(Delivery.created_at, Delivery.id)):
         s = Send(d.id, d.phase, d.step_index, d.channel, d.status, d.reason,
-                 at(d.sent_at or d.created_at), _send_cost(d, settings))
-        if s.engaged_skip and settings:  # priced like a send: the channel's unit cost
-            s.saved = settings.unit_cost(d.channel)
+                 at(d.sent_at or d.created_at), _send_cost(d))
+        if s.engaged_skip and settings:  # priced like a send: the one price, one unit
+            s.saved = settings.price_of(d.channel)
         sends[d.enrollment_id].append(s)
+        if d.cost_currency and s.cost:
+            cost_currencies.add(d.cost_currency)
         by_id[s.delivery_id] = s
     for chunk in chunks(list(by_id)):
         for delivery_id, event in session.execute(
@@ -197,7 +198,8 @@ def load_run(run: Run, *, session: Session, settings: Settings | None) -> RunDat
                               sends.get(e.id, [])))
     money = Currencies(settings.cost_currency, settings.fx()) if settings else Currencies()
     return RunData(run.id, run.campaign, run.description or "", run.status, run.created_at,
-                   run.snapshot or {}, members, excluded, clock, money)
+                   run.snapshot or {}, members, excluded, clock, money,
+                   cost_currencies=frozenset(cost_currencies))
 
 
 def planned_steps(data: RunData, variant: str) -> list[tuple[int, str]]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from omnicascade.reports.data import Member
-from omnicascade.reports.money import Currencies, in_one_currency, revenue_of
+from omnicascade.reports.money import ZERO, Currencies, in_one_currency, number, revenue_of
 from omnicascade.reports.stats import ALPHA, POWER, compare, holm, rate_ci, relative_lift, verdict
-from omnicascade.vocabulary import DEFAULT_VARIANT, HOLDOUT
+from omnicascade.vocabulary import DEFAULT_VARIANT, HOLDOUT, holdout_note
+
+CENT = Decimal("0.01")
 
 
 def _counts(members: list[Member]) -> tuple[int, int]:
@@ -54,19 +57,19 @@ def _incremental(treated: list[Member], holdout: list[Member], diff: float,
     Revenue needs both groups' amounts known and in one currency (or rates to the cost
     currency); ROI needs that currency to be the cost currency."""
     n_t, n_h = len(treated), len(holdout)
-    cost = sum(m.cost for m in treated)
-    inc_conv = diff * n_t
+    cost = sum((m.cost for m in treated), ZERO)
+    inc_conv = diff * n_t  # an estimate (a rate × a count): a float, not money
     same = in_one_currency([revenue_of(treated, cur), revenue_of(holdout, cur)], cur)
     inc_rev, code = None, None
     if same is not None:
         (t, h), code = same
-        inc_rev = round((t / n_t - h / n_h) * n_t, 2)
-    return {"incremental_conversions": round(inc_conv, 2), "incremental_revenue": inc_rev,
-            "incremental_revenue_currency": code,
-            "cost": round(cost, 4), "cost_currency": cur.cost,
-            "cost_per_incremental_conversion": round(cost / inc_conv, 4)
+        inc_rev = (t / n_t - h / n_h) * n_t
+    return {"incremental_conversions": round(inc_conv, 2),
+            "incremental_revenue": number(inc_rev, 2), "incremental_revenue_currency": code,
+            "cost": number(cost, 4), "cost_currency": cur.cost,
+            "cost_per_incremental_conversion": round(float(cost) / inc_conv, 4)
             if inc_conv > 0 else None,
-            "incremental_roi": round((inc_rev - cost) / cost, 4)
+            "incremental_roi": number((inc_rev.quantize(CENT, ROUND_HALF_UP) - cost) / cost, 4)
             if inc_rev is not None and code == cur.cost and cost > 0 else None}
 
 
@@ -102,3 +105,13 @@ def holdout_lift(groups: dict[str, list[Member]], alpha: float = ALPHA,
     out["by_variant"] = {n: _lift(ms, holdout, n, alpha, cur)
                          for n, ms in treated_groups.items()}
     return out
+
+
+def lift_note(groups: dict[str, list[Member]], spec: dict[str, Any]) -> str | None:
+    """Why a campaign with a holdout has no lift: the hash left the holdout empty, e.g.
+    "holdout of 0 customers (10% of 14)". None when there is a lift or no holdout asked."""
+    raw = str((spec.get("experiment") or {}).get("holdout") or "0").rstrip("% ")
+    percent = float(raw) if raw.replace(".", "", 1).isdigit() else 0.0
+    if not percent or groups.get(HOLDOUT):
+        return None
+    return holdout_note(percent, 0, sum(len(ms) for ms in groups.values()))

@@ -5,23 +5,30 @@ funnel.csv     one row per variant × step (the report's `funnel.all`)
 variants.csv   one row per variant: rate, interval, revenue, cost
 
 Steps are named as everywhere (`step 1`, `after 1`), skip reasons by their label; times
-and hours are the run's campaign time (a rehearsal's, data.py); every amount has its
-currency beside it, and revenue in several currencies is never added up.
+are real (wall-clock) instants in ISO 8601 with their offset (`2026-12-02T09:00:00+00:00`),
+a spreadsheet's one clock; a rehearsal's export adds its campaign clock's readings in
+their own columns (`campaign_time`, `converted_campaign_time`) and its hours are campaign
+hours (data.py); every amount has its currency beside it, and revenue in several
+currencies is never added up.
 """
 
 from __future__ import annotations
 
 import csv
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from omnicascade.clock import LIVE, RunClock
 from omnicascade.reports.attribution import (
     credited_send,
     hours_since_enrollment,
     hours_since_message,
 )
 from omnicascade.reports.data import Member, RunData
-from omnicascade.reports.money import Currencies
+from omnicascade.reports.money import Currencies, number
+from omnicascade.reports.when import aware
 from omnicascade.vocabulary import Phase, reason_label, step_label
 
 CUSTOMER_COLUMNS = ["customer_id", "enrollment_id", "variant", "status", "exit_reason",
@@ -40,12 +47,21 @@ VARIANT_COLUMNS = ["variant", "enrolled", "converted", "rate", "ci_low", "ci_hig
                    "median_hours_to_convert", "p90_hours_to_convert"]
 
 
-def _time(value: Any) -> str:
-    return value.isoformat(sep=" ", timespec="seconds") if value else ""
+REHEARSAL_COLUMNS = ["campaign_time", "converted_campaign_time"]  # a rehearsal's only
 
 
-def _num(value: float | None, digits: int = 4) -> str:
-    return "" if value is None else f"{round(value, digits):g}"
+def _time(value: datetime | None) -> str:
+    """An instant (naive means UTC, as stored) in ISO 8601 with its offset, to the nearest
+    second (a rehearsal's instant mapped back to the wall clock is a few µs off)."""
+    if not value:
+        return ""
+    return (aware(value) + timedelta(microseconds=500_000)).replace(microsecond=0).isoformat()
+
+
+def _num(value: float | Decimal | None, digits: int = 4) -> str:
+    if value is None:
+        return ""
+    return f"{number(value, digits) if isinstance(value, Decimal) else round(value, digits):g}"
 
 
 def _cells(row: dict[str, Any], columns: list[str]) -> dict[str, Any]:
@@ -58,14 +74,18 @@ def _cells(row: dict[str, Any], columns: list[str]) -> dict[str, Any]:
     return out
 
 
-def customer_row(m: Member, steps: int, cur: Currencies | None = None) -> dict[str, Any]:
+def customer_row(m: Member, steps: int, cur: Currencies | None = None,
+                 clock: RunClock = LIVE) -> dict[str, Any]:
+    """`m`'s row; `m`'s instants are on `clock` (data.py): its times are written as wall
+    time, a rehearsal's campaign time beside them."""
     cur = cur or Currencies()
     credited = credited_send(m)
     h = hours_since_enrollment(m)
     row = {"customer_id": m.customer_id, "enrollment_id": m.enrollment_id,
            "variant": m.variant, "status": m.status, "exit_reason": m.exit_reason or "",
-           "enrolled_at": _time(m.enrolled_at), "converted": int(m.converted),
-           "converted_at": _time(m.converted_at), "hours_to_convert": _num(h),
+           "enrolled_at": _time(clock.wall(m.enrolled_at)), "converted": int(m.converted),
+           "converted_at": _time(clock.wall(m.converted_at)) if m.converted_at else "",
+           "hours_to_convert": _num(h),
            "conversion_event_id": m.conversion.event_id if m.conversion else "",
            "conversion_type": m.conversion.type if m.conversion else "",
            "amount": _num(m.amount, 2),
@@ -77,6 +97,9 @@ def customer_row(m: Member, steps: int, cur: Currencies | None = None) -> dict[s
            "messages_sent": sum(s.went_out for s in m.sends if s.phase == Phase.CASCADE),
            "cost": _num(m.cost, 6), "follow_up_cost": _num(m.follow_up_cost, 6),
            "cost_currency": cur.cost}
+    if clock.rehearsal:
+        row.update(campaign_time=_time(m.enrolled_at),
+                   converted_campaign_time=_time(m.converted_at))
     cascade = {s.index: s for s in m.sends if s.phase == Phase.CASCADE}
     for i in range(steps):
         s = cascade.get(i)
@@ -91,9 +114,11 @@ def write_csv(report: dict[str, Any], data: RunData, folder: Path) -> list[Path]
                     default=-1)
     paths = [folder / "customers.csv", folder / "funnel.csv", folder / "variants.csv"]
     with paths[0].open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, CUSTOMER_COLUMNS + [f"step_{i + 1}" for i in range(steps)])
+        w = csv.DictWriter(f, CUSTOMER_COLUMNS + (REHEARSAL_COLUMNS if data.clock.rehearsal
+                                                  else [])
+                           + [f"step_{i + 1}" for i in range(steps)])
         w.writeheader()
-        w.writerows(customer_row(m, steps, data.money) for m in data.members)
+        w.writerows(customer_row(m, steps, data.money, data.clock) for m in data.members)
     with paths[1].open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, FUNNEL_COLUMNS)
         w.writeheader()

@@ -41,11 +41,13 @@ def hours(v: float | None) -> str:
     return f"{v * 60:.0f} min" if v < 1 else f"{v:.1f} h" if v < 48 else f"{v / 24:.1f} d"
 
 
-def reasons(r: dict[str, int], deferred: int = 0, held: int = 0, timed: int = 0) -> str:
+def reasons(r: dict[str, int], deferred: int = 0, held: int = 0, timed: int = 0,
+            capped: int = 0) -> str:
     """Skip reasons by their human label, then what goes out later:
     `no address 2, no consent 1, (deferred by quiet hours: 3)`."""
     out = [f"{reason_label(k)} {n}" for k, n in r.items()]
     out += [f"(deferred by quiet hours: {deferred})"] if deferred else []
+    out += [f"(deferred by cap: {capped})"] if capped else []
     out += [f"(waiting for the best send time: {timed})"] if timed else []
     return ", ".join(out + ([f"(held while paused: {held})"] if held else []))
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from omnicascade.reports.attribution import credited_send
 from omnicascade.reports.data import BOUNCED, CLICKED, DELIVERED, OPENED, Member
-from omnicascade.reports.money import Currencies, Revenue, cost_only, money
+from omnicascade.reports.money import ZERO, Currencies, Revenue, cost_only, money
 from omnicascade.vocabulary import (
     LIVE_ENROLLMENT,
     NOT_DELIVERED,
@@ -28,19 +28,21 @@ PHASES: dict[str, int] = {Phase.CASCADE: 0, Phase.FOLLOW_UP: 1}
 # counts as opened); elsewhere 0 would read as "nobody opened".
 OPEN_TRACKING = {"email", "whatsapp"}
 # A step row's count of sends that go out later, by why: quiet hours (`deferred`), a paused
-# run (`held`), waiting for the customer's best send time (`timed`).
-DEFERRAL_KEYS: dict[str, str] = {SkipReason.PAUSED: "held", SkipReason.SEND_TIME: "timed"}
+# run (`held`), waiting for the customer's best send time (`timed`), the frequency cap
+# (`capped`: "deferred by cap").
+DEFERRAL_KEYS: dict[str, str] = {SkipReason.PAUSED: "held", SkipReason.SEND_TIME: "timed",
+                                 SkipReason.FREQUENCY_CAP: "capped"}
 
 
 def _row(phase: str, index: int, channel: str, variant: str | None) -> dict[str, Any]:
     return {"phase": phase, "index": index, "label": step_label(index, phase),
             "variant": variant, "channel": channel, "reached": 0, "attempted": 0,
             "sent": 0, "unknown": 0, "failed": 0, "in_flight": 0, "deferred": 0, "held": 0,
-            "timed": 0,
+            "timed": 0, "capped": 0,
             "skipped": 0,
             "skipped_by_reason": {}, "feedback": False, "delivered": 0, "opened": 0,
             "clicked": 0, "bounced": 0, "converted_after": 0, "_revenue": Revenue(),
-            "cost": 0.0, "waiting": 0}
+            "cost": ZERO, "waiting": 0}
 
 
 def channel_untracked(r: dict[str, Any]) -> bool:
@@ -50,16 +52,37 @@ def channel_untracked(r: dict[str, Any]) -> bool:
 def endings(ended: Iterable[tuple[str | None, str | None]]) -> dict[str, Any]:
     """Cascades ended before they ran out, from (status, exit_reason) pairs: how many were
     stopped (run stopped, version replaced) and exited (an exit event), and why."""
+    return _endings((status, reason, 1) for status, reason in ended)
+
+
+def _endings(ended: Iterable[tuple[str | None, str | None, int]]) -> dict[str, Any]:
     out: dict[str, Any] = {"stopped": 0, "exited": 0, "stopped_by_reason": {},
                            "exited_by_reason": {}}
-    for status, reason in ended:
+    for status, reason, n in ended:
         if status in (EnrollmentStatus.STOPPED, EnrollmentStatus.EXITED):
-            out[status] += 1
+            out[status] += n
             by = out[f"{status}_by_reason"]
-            by[reason or "other"] = by.get(reason or "other", 0) + 1
+            by[reason or "other"] = by.get(reason or "other", 0) + n
     for key in ("stopped_by_reason", "exited_by_reason"):
         out[key] = dict(sorted(out[key].items()))
     return out
+
+
+def tally(groups: Iterable[tuple[str, str | None, bool, int]]) -> dict[str, Any]:
+    """A run's headline counts from `(status, exit_reason, converted, n)` groups of its
+    enrollments: `runs show` gives its members one by one, `runs list` grouped counts of
+    many runs (one query). Excluded enrollments (converted before entry) count only as
+    `excluded`; `active` is every cascade still under way, `status_counts` each status."""
+    groups = list(groups)
+    kept = [(s, r, c, n) for s, r, c, n in groups if s != EnrollmentStatus.EXCLUDED]
+    counts: dict[str, int] = {}
+    for status, _, _, n in groups:
+        counts[status] = counts.get(status, 0) + n
+    return {"enrolled": sum(n for *_, n in kept),
+            "excluded": counts.get(EnrollmentStatus.EXCLUDED, 0),
+            "active": sum(counts.get(s, 0) for s in LIVE_ENROLLMENT),
+            "converted": sum(n for _, _, c, n in kept if c),
+            **_endings((s, r, n) for s, r, _, n in kept), "status_counts": counts}
 
 
 def ended_note(e: dict[str, Any]) -> str | None:
@@ -68,6 +91,12 @@ def ended_note(e: dict[str, Any]) -> str | None:
                                                 for r, n in e[f"{k}_by_reason"].items()) + ")")
              for k in ("stopped", "exited") if e[k]]
     return "cascades ended before they ran out: " + "; ".join(parts) if parts else None
+
+
+def _pending(m: Member, phase: str) -> bool:
+    """Whether a step of this phase can still be coming: never once the cascade ended, nor
+    a cascade step once it converted (its follow-ups may still be due)."""
+    return m.status in LIVE_ENROLLMENT and not (m.converted and phase == Phase.CASCADE)
 
 
 def funnel(members: list[Member], planned: list[tuple[int, str]] | None = None,
@@ -98,7 +127,8 @@ def funnel(members: list[Member], planned: list[tuple[int, str]] | None = None,
                 r["skipped_by_reason"][reason] = r["skipped_by_reason"].get(reason, 0) + 1
                 continue
             if s.status == DeliveryStatus.DEFERRED:  # goes out later: quiet hours, a paused
-                r[DEFERRAL_KEYS.get(s.reason or "", "deferred")] += 1  # run, best send time
+                if _pending(m, s.phase):  # run, best send time, the cap
+                    r[DEFERRAL_KEYS.get(s.reason or "", "deferred")] += 1
                 continue
             r["attempted"] += 1
             if s.status in WENT_OUT:
@@ -119,7 +149,7 @@ def funnel(members: list[Member], planned: list[tuple[int, str]] | None = None,
             r = row(credited.phase, credited.index, credited.channel)
             r["converted_after"] += 1
             r["_revenue"].add(m.amount, cur.of(m.currency))
-        if m.status in LIVE_ENROLLMENT:
+        if _pending(m, Phase.CASCADE):  # a converted cascade waits for no conversion
             last = [s for s in m.sends if s.phase == Phase.CASCADE]
             if last:
                 row(Phase.CASCADE, last[-1].index, last[-1].channel)["waiting"] += 1

@@ -46,10 +46,11 @@ table{border-collapse:collapse;width:100%;font-size:13px;margin-top:10px}
 th,td{padding:5px 7px;border-bottom:1px solid #e5e7eb;text-align:right;white-space:nowrap}
 th{color:#6b7280;font-weight:600;white-space:normal;vertical-align:bottom}td:first-child,th:first-child,td.l,th.l{text-align:left}
 td.reasons{white-space:normal;text-align:left;color:#6b7280;min-width:200px;
-font-size:12px}.wide{overflow-x:auto}h3{font-size:15px;margin:16px 0 0}
+font-size:12px}.wide,.chart-scroll{overflow-x:auto}h3{font-size:15px;margin:16px 0 0}
 .notes{color:#6b7280;font-size:13px}svg.chart{display:block;margin-top:8px}
 .rehearsal{background:#fef3c7;border:1px solid #f59e0b;color:#78350f;border-radius:8px;
 padding:8px 12px;margin:12px 0 0;font-size:14px}
+@media (max-width:700px){.chart-scroll svg.chart{min-width:900px}}
 @media print{body{background:#fff}section,.kpi{box-shadow:none;border:1px solid #e5e7eb}}
 """
 # Proves in a real browser that the page laid out: counts the charts that got a size.
@@ -74,7 +75,10 @@ def _table(head: list[str], rows: list[list[str]], left: int = 1) -> str:
     body = "".join("<tr>" + "".join(
         f'<td{" class=l" if i < left else CELL_CLASS.get(c[:1], "")}>'
         f'{e(c.lstrip("§¤"))}</td>' for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return f'<div class="wide"><table><tr>{th}</tr>{body}</table></div>'
+    # a focusable region: a table wider than a phone scrolls by keyboard too (axe)
+    label = e(", ".join(h.lstrip("§") for h in head[:3]))
+    return (f'<div class="wide" tabindex="0" role="region" aria-label="table: {label}">'
+            f'<table><tr>{th}</tr>{body}</table></div>')
 
 
 def _kpis(r: dict[str, Any]) -> str:
@@ -118,6 +122,9 @@ def _figure(text: str) -> str:
 
 def _verdicts(r: dict[str, Any]) -> str:
     out = []
+    summary = (r["experiment"] or {}).get("summary")  # a winner decided (reports/winner.py)
+    if summary:
+        out.append(f'<div class="verdict win">{e(summary)}</div>')
     for cmp in (r["experiment"] or {}).get("comparisons", []):
         cls = "win" if cmp["significant"] else ""
         out.append(f'<div class="verdict {cls}">{e(cmp["text"])}</div>')
@@ -125,6 +132,8 @@ def _verdicts(r: dict[str, Any]) -> str:
         lift = r["lift"]
         cls = ("win" if lift["winner"] == "cascade" else "lose") if lift["significant"] else ""
         out.append(f'<div class="verdict {cls}">{e(lift["text"])}</div>')
+    elif r.get("lift_note"):
+        out.append(f'<div class="verdict">No lift over the holdout: {e(r["lift_note"])}</div>')
     return "".join(out) or '<div class="verdict">One variant, no holdout: nothing to ' \
                            'compare.</div>'
 
@@ -159,7 +168,7 @@ def _funnels(r: dict[str, Any]) -> str:
         s["channel"], num(s["reached"]), num(s["sent"]), num(s["delivered"]),
         num(s["opened"]), num(s["clicked"]), num(s["failed"]), num(s["skipped"]),
         "§" + reasons(s["skipped_by_reason"], s.get("deferred", 0), s.get("held", 0),
-                      s.get("timed", 0)),
+                      s.get("timed", 0), s.get("capped", 0)),
         num(s["converted_after"]), cost(s["cost"], s)])
 
 

@@ -68,7 +68,7 @@ def _spec_steps(spec: dict[str, Any], variant: str) -> list[dict[str, Any]]:
     return list(v.get("steps") or spec.get("steps") or [])
 
 
-_PART = re.compile(r"(\d+)([smhdw])")
+_PART = re.compile(r"([0-9]+)([smhdw])")  # campaign/durations.py's ASCII digits
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -95,7 +95,9 @@ def enrollment_label(e: dict[str, Any], sends: list[dict[str, Any]], spec: dict[
         return "starting"
     converted = e["converted_at"] is not None
     head = "converted" if converted else "active"
-    if sends and sends[-1]["status"] == DeliveryStatus.DEFERRED:
+    # a conversion cancels a cascade step's deferral (rows written before may say deferred)
+    if sends and sends[-1]["status"] == DeliveryStatus.DEFERRED and \
+            not (converted and sends[-1]["phase"] == Phase.CASCADE):
         last = sends[-1]
         return f"{head} · {step_label(last['index'], last['phase'])} " + delivery_label(
             last["status"], last["reason"], last["deferred_until"], view)

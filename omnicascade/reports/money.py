@@ -13,20 +13,34 @@ Each money figure of the report's JSON carries its currency:
   revenue_total                          all of it in cost_currency (None: a rate is missing)
   conversions_without_amount             conversions whose revenue is unknown
   cost_per_conversion, roi               in cost_currency; None where undefined
+
+Money is computed in Decimal (stored as Numeric: a thousand 0.001 costs are exactly 1) and
+leaves it only as a JSON number, through `number` (rounded half up to the places shown).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
+
+ZERO = Decimal(0)
+
+
+def number(amount: Decimal | None, places: int) -> float | None:
+    """The one edge where money leaves Decimal: a JSON number rounded half up to `places`
+    (the exact decimal is rounded, then the nearest float of that is what JSON carries)."""
+    if amount is None:
+        return None
+    return float(amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
 
 
 class Converting(Protocol):
     @property
     def converted(self) -> bool: ...
     @property
-    def amount(self) -> float | None: ...
+    def amount(self) -> Decimal | None: ...
     @property
     def currency(self) -> str | None: ...
 
@@ -43,11 +57,16 @@ class Currencies:
     def rate(self, currency: str) -> float | None:
         return 1.0 if currency == self.cost else self.rates.get(currency)
 
-    def in_cost(self, by_currency: Mapping[str, float]) -> float | None:
+    def exact_rate(self, currency: str) -> Decimal | None:
+        """The rate as the decimal it was configured as (1.08, not 1.0800000000000000711)."""
+        rate = self.rate(currency)
+        return None if rate is None else Decimal(repr(rate))
+
+    def in_cost(self, by_currency: Mapping[str, Decimal]) -> Decimal | None:
         """The amounts in the cost currency; None when a currency has no rate."""
-        total = 0.0
+        total = ZERO
         for currency, amount in by_currency.items():
-            rate = self.rate(currency)
+            rate = self.exact_rate(currency)
             if rate is None:
                 return None
             total += amount * rate
@@ -61,17 +80,17 @@ class Currencies:
 @dataclass
 class Revenue:
     """Conversions and what they were worth, per currency."""
-    by_currency: dict[str, float] = field(default_factory=dict)
+    by_currency: dict[str, Decimal] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)  # conversions with an amount
     conversions: int = 0
     without_amount: int = 0
 
-    def add(self, amount: float | None, currency: str) -> None:
+    def add(self, amount: Decimal | None, currency: str) -> None:
         self.conversions += 1
         if amount is None:
             self.without_amount += 1
         else:
-            self.by_currency[currency] = self.by_currency.get(currency, 0.0) + amount
+            self.by_currency[currency] = self.by_currency.get(currency, ZERO) + amount
             self.counts[currency] = self.counts.get(currency, 0) + 1
 
     def known(self) -> bool:
@@ -80,7 +99,7 @@ class Revenue:
 
 
 def in_one_currency(revs: list[Revenue], cur: Currencies
-                    ) -> tuple[list[float], str] | None:
+                    ) -> tuple[list[Decimal], str] | None:
     """Each revenue as one amount, all in one currency: their own when they share one (the
     cost currency when there is none), else the cost currency by the configured rates.
     None when an amount is missing or a rate is."""
@@ -89,7 +108,7 @@ def in_one_currency(revs: list[Revenue], cur: Currencies
     codes = {c for r in revs for c in r.by_currency}
     if len(codes) <= 1:
         code = next(iter(codes), cur.cost)
-        return [r.by_currency.get(code, 0.0) for r in revs], code
+        return [r.by_currency.get(code, ZERO) for r in revs], code
     totals = [cur.in_cost(r.by_currency) for r in revs]
     if any(t is None for t in totals):
         return None
@@ -105,37 +124,36 @@ def revenue_of(members: Iterable[Converting], cur: Currencies) -> Revenue:
 
 
 def revenue_fields(rev: Revenue, cur: Currencies) -> dict[str, Any]:
-    by = {c: round(a, 2) for c, a in sorted(rev.by_currency.items())}
+    by = {c: number(a, 2) for c, a in sorted(rev.by_currency.items())}
     revenue: float | None = None
     code: str | None = None
     if len(by) == 1:
         [(code, revenue)] = by.items()
     elif not by and rev.known():  # no conversions: nothing earned, in any currency
         revenue, code = 0.0, cur.cost
-    total = cur.in_cost(rev.by_currency)
     return {"revenue": revenue, "revenue_currency": code, "revenue_by_currency": by,
-            "revenue_total": None if total is None else round(total, 2),
+            "revenue_total": number(cur.in_cost(rev.by_currency), 2),
             "conversions_without_amount": rev.without_amount}
 
 
-def roi(cost: float, rev: Revenue, cur: Currencies) -> float | None:
+def roi(cost: Decimal, rev: Revenue, cur: Currencies) -> float | None:
     """(revenue − cost) / cost, where the revenue is all known and in the cost currency."""
     total = cur.in_cost(rev.by_currency)
     if cost <= 0 or total is None or not rev.known():
         return None
-    return round((total - cost) / cost, 4)
+    return number((total - cost) / cost, 4)
 
 
-def money(cost: float, rev: Revenue, cur: Currencies) -> dict[str, Any]:
+def money(cost: Decimal, rev: Revenue, cur: Currencies) -> dict[str, Any]:
     """The money figures of one row: cost, revenue, cost per conversion, ROI."""
-    return {"cost": round(cost, 4), "cost_currency": cur.cost, **revenue_fields(rev, cur),
-            "cost_per_conversion": round(cost / rev.conversions, 4) if rev.conversions
+    return {"cost": number(cost, 4), "cost_currency": cur.cost, **revenue_fields(rev, cur),
+            "cost_per_conversion": number(cost / rev.conversions, 4) if rev.conversions
             else None, "roi": roi(cost, rev, cur)}
 
 
-def cost_only(cost: float, cur: Currencies) -> dict[str, Any]:
+def cost_only(cost: Decimal, cur: Currencies) -> dict[str, Any]:
     """A row that buys no conversions (a follow-up after the sale): its cost, nothing else."""
-    return {"cost": round(cost, 4), "cost_currency": cur.cost, "revenue": None,
+    return {"cost": number(cost, 4), "cost_currency": cur.cost, "revenue": None,
             "revenue_currency": None, "revenue_by_currency": {}, "revenue_total": None,
             "conversions_without_amount": 0, "cost_per_conversion": None, "roi": None}
 
@@ -145,8 +163,8 @@ def by_currency(rev: Revenue, cur: Currencies) -> dict[str, dict[str, Any]]:
     revenue, and (with a configured rate) that revenue in the cost currency."""
     out = {}
     for c, amount in sorted(rev.by_currency.items()):
-        rate = cur.rate(c)
-        out[c] = {"conversions": rev.counts[c], "revenue": round(amount, 2),
-                  "rate": rate if c != cur.cost else None,
-                  "in_cost_currency": None if rate is None else round(amount * rate, 2)}
+        rate = cur.exact_rate(c)
+        out[c] = {"conversions": rev.counts[c], "revenue": number(amount, 2),
+                  "rate": cur.rate(c) if c != cur.cost else None,
+                  "in_cost_currency": None if rate is None else number(amount * rate, 2)}
     return out

@@ -5,7 +5,8 @@ campaign with `promo:` gets its own), no conversion has redeemed it yet, and its
 stopped. A stopped run takes its codes back, a superseded or completed one does not: the
 customer got the code in a message and may still use it. Codes do not expire by time (a
 conversion after `conversion.window` is still stored, it just no longer counts for the
-run). Codes are matched case-insensitively, as conversions match them.
+run). Codes are matched case-insensitively (in their normal form, validation.normal_code), as
+conversions match them.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from sqlalchemy.orm import Session
 
 from omnicascade.db.models import ConversionEvent, Enrollment, Run
 from omnicascade.errors import NotFound
-from omnicascade.reports.runs import status_of
+from omnicascade.reports.run_views import status_of
+from omnicascade.validation import MAX_PROMO_CODE, normal_code
 from omnicascade.vocabulary import RunStatus
-
-MAX_CODE = 64  # enrollments.promo_code
 
 
 def _discount(run: Run, variant: str) -> str | None:
@@ -34,11 +34,11 @@ def _discount(run: Run, variant: str) -> str | None:
 def promo_code(code: str, *, session: Session) -> dict[str, Any]:
     """`{code, valid, discount, campaign, customer_id, redeemed}`; NotFound for a code
     nobody was given."""
-    wanted = code.strip().upper()
+    wanted = normal_code(code)
     row = session.execute(select(Enrollment.run_id, Enrollment.customer_id, Enrollment.variant,
                                  Enrollment.promo_code)
                           .where(Enrollment.promo_code == wanted)).first() \
-        if 0 < len(wanted) <= MAX_CODE else None
+        if 0 < len(wanted) <= MAX_PROMO_CODE else None
     run = session.get(Run, row.run_id) if row else None
     if row is None or run is None:
         raise NotFound(f"no promo code {code!r}")

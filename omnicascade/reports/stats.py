@@ -126,7 +126,9 @@ def verdict(name_a: str, name_b: str, cmp: dict[str, Any], n_a: int, n_b: int, x
         out["text"] = "no data yet"
         return out
     if p is None:
-        out["text"] = (f"no difference yet: {x_b}/{n_b} vs {x_a}/{n_a} converted")
+        # the variants named, as a marketer reads a split test: "sms_first: 3/40 vs control 0/38"
+        out["text"] = (f"{name_b}: {x_b}/{n_b} vs {name_a} {x_a}/{n_a} converted — too few "
+                       f"conversions to tell a difference yet")
         return out
     if p < alpha and cmp["diff"] != 0:
         winner, loser = (name_b, name_a) if cmp["diff"] > 0 else (name_a, name_b)
@@ -139,11 +141,12 @@ def verdict(name_a: str, name_b: str, cmp: dict[str, Any], n_a: int, n_b: int, x
         return out
     more = max(0, needed - min(n_a, n_b))
     out.update(needed_per_variant=needed, more_per_variant=more)
+    counts = f"{name_b} {x_b}/{n_b} vs {name_a} {x_a}/{n_a}"  # who, and how many converted
     if more == 0:
-        out["text"] = (f"not significant ({name_b} vs {name_a}: {pts(cmp['diff'])}, "
+        out["text"] = (f"not significant ({counts}: {pts(cmp['diff'])}, "
                        f"{p_text(p)}): the groups are large enough, so the gap is likely noise")
         return out
-    out["text"] = (f"not yet significant ({name_b} vs {name_a}: {pts(cmp['diff'])}, "
+    out["text"] = (f"not yet significant ({counts}: {pts(cmp['diff'])}, "
                    f"{p_text(p)}): need about {more:,} more customers per {unit} for "
                    f"{POWER:.0%} power")
     return out

@@ -35,6 +35,9 @@ def _right(t: Table, *cols: str, left: int = 1) -> Table:
 
 def verdict_lines(r: dict[str, Any]) -> list[Text]:
     out = []
+    summary = (r["experiment"] or {}).get("summary")  # a winner decided (reports/winner.py)
+    if summary:
+        out.append(Text(summary, style="bold"))
     for cmp in (r["experiment"] or {}).get("comparisons", []):
         out.append(Text(("✓ " if cmp["significant"] else "… ") + cmp["text"],
                         style="bold green" if cmp["significant"] else "yellow"))
@@ -50,6 +53,8 @@ def verdict_lines(r: dict[str, Any]) -> list[Text]:
                             f"messages "
                             f"({money(lift['cost_per_incremental_conversion'], cur)} per extra "
                             f"conversion, ROI {roi(lift['incremental_roi'])})"))
+    elif r.get("lift_note"):
+        out.append(Text(f"No lift over the holdout: {r['lift_note']}", style="yellow"))
     return out
 
 
@@ -79,7 +84,7 @@ def funnel_table(r: dict[str, Any]) -> Table:
                   num(s["clicked"]), num(s["failed"]), num(s["skipped"]),
                   num(s["converted_after"]), cost(s["cost"], s), revenue(s),
                   reasons(s["skipped_by_reason"], s.get("deferred", 0), s.get("held", 0),
-                          s.get("timed", 0)))
+                          s.get("timed", 0), s.get("capped", 0)))
     return t
 
 

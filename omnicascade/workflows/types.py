@@ -2,6 +2,7 @@
 and the names by which the world outside talks to a cascade (cascade/temporal.py)."""
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 WORKFLOW = "CustomerCascade"
 SIGNAL_CONVERSION = "conversion"
@@ -11,6 +12,10 @@ SIGNAL_PAUSE = "pause"    # hold sends until resumed; waits keep running
 SIGNAL_RESUME = "resume"  # held sends go out, each re-checked
 PATCH_RUN_CONTROL = "run-control"  # workflow.patched(): stop/pause/resume handling
 PATCH_SEND_QUEUES = "send-queues"  # workflow.patched(): a step's sends on its own task queue
+# workflow.patched(): a conversion or a stop cancels a send Temporal is still retrying
+PATCH_SEND_INTERRUPTS = "send-interrupts"
+# workflow.patched(): a step the frequency cap skipped still gets its wait (spacing.py)
+PATCH_CAP_SPACING = "cap-spacing"
 QUERY_PROGRESS = "progress"
 ACTIVITY_DELIVER = "deliver_step"
 ACTIVITY_FINISH = "finish_enrollment"
@@ -34,6 +39,9 @@ class CascadeInput:
     enrollment_id: str
     run_id: str
     campaign: str
+    # The customer's keyed pseudonym (customers/pseudonym.py), never the id itself: nothing
+    # personal goes into Temporal. Histories recorded before carry the id (erasure deletes
+    # them); the workflow never reads it, so both replay alike.
     customer_id: str
     steps: list[StepPlan]
     follow_ups: list[StepPlan] = field(default_factory=list)
@@ -72,8 +80,8 @@ class DeliverResult:
     status: str            # vocabulary.DeliveryStatus: sent, skipped, failed, unknown, deferred
     reason: str | None = None
     provider_message_id: str | None = None
-    defer_until: str | None = None  # ISO UTC instant, for "deferred" (reason: quiet_hours
-    #                                 or paused — held until the run resumes)
+    defer_until: str | None = None  # ISO UTC instant, for "deferred" (reason: quiet_hours,
+    #                                 frequency_cap, send_time, or paused — until resumed)
     # Set by the workflow, never by the activity: its retries ran out, so the activity's
     # own completion write (DeliverInput.completes) never happened.
     gave_up: bool = False
@@ -95,9 +103,24 @@ class TimelineEntry:
     at: str
 
 
+class Stage(StrEnum):
+    """Where a cascade is, for machines (the progress query's `stage`; `state` says it in
+    words). Queries are not in the history: adding a stage needs no patch."""
+    STARTING = "starting"
+    SENDING = "sending"            # a step's deliver activity is running
+    WAITING = "waiting"            # the wait after a sent step
+    DEFERRED = "deferred"          # quiet hours, a cap, the best send time
+    HELD = "held"                  # the run is paused
+    FOLLOW_UP_DUE = "follow_up_due"
+    HOLDOUT = "holdout"
+    ENDED = "ended"
+
+
 @dataclass
 class Progress:
     state: str
     converted: bool
     conversion_event_id: str | None
     timeline: list[TimelineEntry]
+    stage: str = Stage.STARTING
+    step: str | None = None        # the step `stage` is about

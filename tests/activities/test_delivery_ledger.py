@@ -1,4 +1,4 @@
-"""Promise 2 (at most one delivery per enrollment and step) and the error classes of DESIGN §1,
+"""Promise 2 (at most one delivery per enrollment and step) and the error classes of docs/architecture.md §1,
 exercised through the real deliver_step activity and, where timing matters, a real cascade."""
 
 from __future__ import annotations
@@ -14,17 +14,14 @@ from omnicascade.channels.outbox import OutboxChannel
 from omnicascade.customers.consent import suppress
 from omnicascade.db.models import Delivery
 from omnicascade.db.session import session_scope
-from omnicascade.workflows.cascade import CustomerCascade
 from omnicascade.workflows.types import DeliverInput, StepPlan
 from tests.helpers.campaigns import FULL, TEMPLATES, write_campaign
 from tests.helpers.cascades import (
     add_customers,
+    cascade_of,
     deliveries,
     enroll,
-    finish,
-    handle,
     outbox,
-    running_worker,
 )
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.db]
@@ -117,13 +114,12 @@ async def test_suppressed_address_is_skipped(ts_env, settings, campaign_file):
 
 
 async def test_permanent_failure_moves_to_next_channel_at_once(ts_env, settings, campaign_file):
-    add_customers(settings, {"id": "c1", **FULL})
     channel = ScriptedChannel(settings.db_url, [PermanentSendError("bounced", suppress=True)])
-    async with running_worker(ts_env, settings, channel):
-        _, [e] = await enroll(ts_env.client, settings, campaign_file, ["c1"])
-        h = handle(ts_env.client, e.id)
-        assert await finish(ts_env, h) == "completed"
-        progress = await h.query(CustomerCascade.progress)
+    async with cascade_of(ts_env, settings, campaign_file, [{"id": "c1", **FULL}],
+                          channel=channel) as c:
+        assert await c.finish("c1") == "completed"
+        progress = await c.progress("c1")
+    [e] = c.rows
     assert deliveries(settings, e.id)["0"] == ("failed", "bounced")
     t = [datetime.fromisoformat(x.at) for x in progress.timeline]
     assert t[1] - t[0] < timedelta(minutes=1)  # SMS right after the bounce, no 24h wait
@@ -137,11 +133,10 @@ async def test_permanent_failure_moves_to_next_channel_at_once(ts_env, settings,
 async def test_retries_exhausted_record_failure_and_cascade_moves_on(ts_env, settings,
                                                                      campaign_file):
     settings = settings.model_copy(update={"send_max_attempts": 3})
-    add_customers(settings, {"id": "c1", **FULL})
     channel = ScriptedChannel(settings.db_url, [RetryableSendError("503")] * 3)
-    async with running_worker(ts_env, settings, channel):
-        _, [e] = await enroll(ts_env.client, settings, campaign_file, ["c1"])
-        assert await finish(ts_env, handle(ts_env.client, e.id)) == "completed"
+    async with cascade_of(ts_env, settings, campaign_file, [{"id": "c1", **FULL}],
+                          channel=channel) as c:
+        assert await c.finish("c1") == "completed"
     assert channel.calls == 6  # 3 attempts on the email, then sms, telegram, push
     assert [m.channel for m in outbox(settings, "c1")] == ["sms", "telegram", "push"]
 
@@ -149,10 +144,9 @@ async def test_retries_exhausted_record_failure_and_cascade_moves_on(ts_env, set
 async def test_template_error_fails_the_step_not_the_cascade(ts_env, settings, tmp_path):
     broken = dict(TEMPLATES, **{"t_sms.txt.j2": "Hi {{ customer.nickname }}"})
     campaign = write_campaign(tmp_path / "broken", templates=broken)
-    add_customers(settings, {"id": "c1", **FULL})
-    async with running_worker(ts_env, settings, OutboxChannel(settings.db_url)):
-        _, [e] = await enroll(ts_env.client, settings, campaign, ["c1"])
-        assert await finish(ts_env, handle(ts_env.client, e.id)) == "completed"
-    status, reason = deliveries(settings, e.id)["1"]
+    async with cascade_of(ts_env, settings, campaign, [{"id": "c1", **FULL}],
+                          channel=OutboxChannel(settings.db_url)) as c:
+        assert await c.finish("c1") == "completed"
+    status, reason = deliveries(settings, c.row("c1").id)["1"]
     assert status == "failed" and "nickname" in reason
     assert [m.channel for m in outbox(settings, "c1")] == ["email", "telegram", "push"]

@@ -128,6 +128,40 @@ async def test_trigger_event_enrolls_and_conversion_stops(stack, dev_env):
                                                                                        "EUR", 1)
 
 
+async def test_the_answer_says_where_an_event_went(stack):
+    """Issue 27 (4): every listening campaign is named with whether the event enrolled the
+    customer and why not; a type nobody listens to, or a drained run, is said in words."""
+    settings, api, campaign = stack
+    run_id = await _launch_listening(settings, campaign)
+    add_customers(settings, {"id": "c1", **FULL}, {"id": "c2", **FULL})
+
+    async def event(event_id: str, customer: str, type_: str = "cart_abandoned") -> Any:
+        return await api.post("/v1/events", {"event_id": event_id, "customer_id": customer,
+                                             "type": type_})
+    first = (await event("w-1", "c1")).json()
+    assert first["enrolled"] == 1 and "note" not in first
+    assert first["campaigns"] == [{"campaign": "quick-cart", "run_id": run_id,
+                                   "enrolled": True, "status": "listening"}]
+    [again] = (await event("w-2", "c1")).json()["campaigns"]
+    assert (again["enrolled"], again["run_id"]) == (False, run_id)
+    assert again["reason"].startswith("already in a live cascade")
+
+    r = await event("w-3", "c2", "cart_abandonned")  # misspelt
+    typo = r.json()
+    assert (r.status_code, typo["enrolled"], typo["campaigns"]) == (202, 0, [])
+    assert "no campaign listens to 'cart_abandonned'" in typo["note"]
+    assert "did you mean 'cart_abandoned'?" in typo["note"]
+    repeat = await event("w-3", "c2", "cart_abandonned")
+    assert repeat.status_code == 200 and repeat.json() == typo  # the stored answer
+
+    assert (await api.post(f"/v1/runs/{run_id}/stop", {"drain": True})).status_code == 200
+    drained = (await event("w-4", "c2")).json()
+    [line] = drained["campaigns"]
+    assert (line["campaign"], line["run_id"], line["enrolled"]) == ("quick-cart", run_id, False)
+    assert line["status"] in ("draining", "stopped") and line["status"] in line["reason"]
+    assert "no campaign listens to 'cart_abandoned' any more (quick-cart is" in drained["note"]
+
+
 async def test_invalid_bodies_are_422_with_the_problem_named(stack):
     settings, api, _ = stack
     add_customers(settings, {"id": "c1", **FULL})

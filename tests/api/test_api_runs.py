@@ -14,8 +14,9 @@ from omnicascade.api.app import create_app
 from omnicascade.api.signature import HEADER
 from omnicascade.db.models import Enrollment, Run
 from omnicascade.db.session import session_scope
-from omnicascade.reports.runs import status_of
+from omnicascade.reports.run_views import status_of
 from omnicascade.runtime.worker import build_worker
+from omnicascade.workflows.types import Stage
 from tests.helpers.api import SECRET, FreshSigner, asgi_client
 from tests.helpers.campaigns import FULL, write_campaign
 from tests.helpers.cascades import add_customers, enroll, finish, handle, outbox, wait_state
@@ -97,7 +98,7 @@ async def test_stop_over_the_api_ends_the_cascade_at_once(stack, dev_env):
     add_customers(settings, {"id": "c1", **FULL})
     run_id, [e] = await enroll(dev_env.client, settings, write_campaign(tmp / "c", LONG), ["c1"])
     h = handle(dev_env.client, e.id)
-    await wait_state(h, "waiting after step 0")  # 24 h to go
+    await wait_state(h, Stage.WAITING, "0")  # 24 h to go
     r = await api.post(f"/v1/runs/{run_id}/stop", {"drain": False})
     assert (r.status_code, r.json()["status"]) == (200, "stopped")
     assert await finish(dev_env, h, timeout=20) == "stopped"

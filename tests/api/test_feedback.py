@@ -6,6 +6,7 @@ to move on; each event is stored once; bad or replayed signatures change nothing
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from omnicascade.workflows.types import StepPlan
 from tests.helpers.api import SECRET, FreshSigner, asgi_client
 from tests.helpers.campaigns import FULL
 from tests.helpers.cascades import add_customers, deliver_now, enroll
+from tests.helpers.env import reread
 from tests.helpers.fake_provider import SignalRecorder
 from tests.helpers.webhook import STEP, hook_campaign
 
@@ -28,7 +30,7 @@ pytestmark = pytest.mark.db  # also on PostgreSQL when tests/pg.py has one
 
 CHANNEL_SECRET = "channel-secret-0123456789abcdef"
 PATH = "/v1/feedback"
-WHEN = "2030-01-02T03:04:05+01:00"
+WHEN = "2026-01-02T03:04:05+01:00"  # in the past: a report says what happened
 EMAIL_STEP = StepPlan("1", 1, "email", "t_email", 86400)
 
 
@@ -64,6 +66,7 @@ class Hook:
 @pytest.fixture
 async def hook(settings, tmp_path, monkeypatch):
     monkeypatch.setenv("OMNICASCADE_WEBHOOK_CHANNEL_SECRET", CHANNEL_SECRET)
+    settings = reread(settings)
     add_customers(settings, {"id": "c1", **FULL})
     _, [e] = await enroll(None, settings, hook_campaign(tmp_path / "hook"), ["c1"],
                           start=False)  # type: ignore[arg-type]
@@ -161,6 +164,12 @@ async def test_an_unknown_delivery_id_is_200_unmatched_and_recorded_as_rejected(
     ({"delivery_id": ""}, "delivery_id"),
     ({"reason": "a\u0000b"}, "NUL"),
     ({"extra": 1}, "extra"),
+    # issue 23: years ahead is no time a message was read (utc_naive's range, and then
+    # at most a day of clock skew ahead: validation.happened)
+    ({"occurred_at": "9999-12-31"}, "future"),
+    ({"occurred_at": "9999-12-31T23:59:59Z"}, "future"),
+    ({"occurred_at": "2099-01-01T00:00:00+00:00"}, "future"),
+    ({"occurred_at": "9999-12-31T23:59:59-01:00"}, "out of range"),
 ])
 async def test_invalid_bodies_are_422_naming_the_field(hook, payload, names):
     r = await hook.post({**hook.event("failed"), **payload})
@@ -169,6 +178,13 @@ async def test_invalid_bodies_are_422_naming_the_field(hook, payload, names):
     assert hook.stored() == []
     bad_json = await hook.post(b"{not json")
     assert bad_json.status_code == 422
+
+
+async def test_occurred_at_a_little_ahead_of_our_clock_is_accepted(hook):
+    """A receiver's clock may run a little fast: up to a day ahead is its report."""
+    ahead = (datetime.now(UTC) + timedelta(hours=23)).isoformat()
+    r = await hook.post({**hook.event("delivered"), "occurred_at": ahead})
+    assert r.status_code == 202, r.text
 
 
 def test_the_endpoint_is_in_the_openapi(settings):

@@ -35,6 +35,7 @@ from omnicascade.db.session import session_scope
 from tests.helpers.api import SECRET, FreshSigner, asgi_client
 from tests.helpers.campaigns import FULL
 from tests.helpers.cascades import add_customers
+from tests.helpers.env import reread
 from tests.helpers.fake_provider import SignalRecorder
 
 pytestmark = pytest.mark.db
@@ -109,7 +110,7 @@ async def app_for(settings: Settings, providers: ec.EllipticCurvePrivateKey
     clients: list[httpx.AsyncClient] = []
 
     def make(overrides: dict[str, Any]) -> tuple[Settings, httpx.AsyncClient]:
-        s = settings.model_copy(update=overrides)
+        s = reread(settings.model_copy(update=overrides))  # with `providers` variables
         clients.append(asgi_client(create_app(s, SignalRecorder())))  # type: ignore[arg-type]
         return s, clients[-1]
     yield make
@@ -127,7 +128,7 @@ async def test_hostile_payload(app_for: Any, providers: ec.EllipticCurvePrivateK
             s.add(Suppression(channel=channel, address=address, reason=reason))
     body = _body(case)
     headers = _headers(case, body, providers, FreshSigner())
-    started = time.monotonic()
+    # the wait_for is the hang guard: a payload that makes the handler hang fails here
     r = await asyncio.wait_for(http.request(case["method"], case["endpoint"], content=body,
                                             headers=headers), CASE_SECONDS)
     where = (case["name"], r.status_code, r.text[:500])
@@ -139,7 +140,6 @@ async def test_hostile_payload(app_for: Any, providers: ec.EllipticCurvePrivateK
         assert case["expect_json"].items() <= r.json().items(), where
     if "expect_suppressions" in case:
         assert _suppressions(settings) == sorted(case["expect_suppressions"]), where
-    assert time.monotonic() - started < CASE_SECONDS
 
 
 def test_the_data_files_hold_every_kind_of_case() -> None:

@@ -24,13 +24,13 @@ from sqlalchemy import func, select
 from omnicascade.api import replay
 from omnicascade.api.app import create_app
 from omnicascade.api.signature import HEADER, V1_REFUSED, sign
+from omnicascade.clock import now_utc
 from omnicascade.config import Settings
 from omnicascade.db.models import (
     ConversionEvent,
     Customer,
     InboundEvent,
     RequestSignature,
-    utcnow,
 )
 from omnicascade.db.session import session_scope
 from tests.helpers.api import SECRET
@@ -181,7 +181,7 @@ async def test_twenty_identical_signed_requests_racing_take_effect_once(http, ap
 
 def _old_rows(settings: Settings, n: int, age_s: int, prefix: str) -> None:
     with session_scope(settings.db_url) as s:
-        signed_at = utcnow() - timedelta(seconds=age_s)
+        signed_at = now_utc() - timedelta(seconds=age_s)
         s.add_all(RequestSignature(id=f"{prefix}{i:0{64 - len(prefix)}d}", signed_at=signed_at,
                                    accepted_at=signed_at) for i in range(n))
 

@@ -211,10 +211,17 @@ def test_the_unmutated_base_is_valid(tmp_path):
     assert _check_outcome(write_campaign(tmp_path / "ok", _dump(BASE))) is not None
 
 
+# The YAML alias bomb: nine levels of nine aliases, ~10^9 values once expanded (see also
+# tests/campaign/test_yaml_alias_bomb.py: refused in bounded memory by the real command).
+BILLION_LAUGHS = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+    f"{chr(97 + i)}: &{chr(97 + i)} [{', '.join([f'*{chr(96 + i)}'] * 9)}]\n" for i in range(1, 9))
+
+
 def test_hostile_yaml_names_the_line(tmp_path):
     cases = {"a: &x [*x]\ncampaign: c\n": None,
              "campaign: x\ncampaign: y\n": 2,
-             "campaign: ok\nsteps: [{channel: email, template: t_email, wait: 99999999999d}]\n": 2}
+             "campaign: ok\nsteps: [{channel: email, template: t_email, wait: 99999999999d}]\n": 2,
+             BILLION_LAUGHS: 6}  # refused where the expansion passes the cap (f: 9^6 values)
     for text, line in cases.items():
         path = write_campaign(tmp_path / f"h{len(text)}", "", name="c.yaml")
         path.write_text(text)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -37,14 +36,12 @@ SLOW = "{% for i in range(customer.loops) %}{% for j in range(customer.loops) %}
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_each_hostile_template_is_refused_quickly_and_small(name: str) -> None:
     tracemalloc.start()
-    started = time.monotonic()
     try:
         with pytest.raises(RenderError, match="refused by the sandbox|recursion"):
             render_part(CASES[name], {"customer": {"id": "c1"}})
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert time.monotonic() - started < 5, "a render must stop at its budget"
     assert peak < 64 * 2**20, f"{name}: {peak / 2**20:.0f} MiB allocated before it was refused"
 
 
@@ -86,7 +83,6 @@ async def test_over_budget_with_real_data_fails_preview_and_send_but_not_validat
     campaign = write_campaign(tmp_path / "c", ONE_STEP, dict(TEMPLATES, **{"t_email.txt.j2": SLOW}))
     loaded = load_campaign(campaign)  # the trial render has no customer: it cannot know
     add_customers(settings, {"id": "c1", **FULL, "attributes": {"loops": 100000}})
-    started = time.monotonic()
     with session_scope(settings.db_url) as s:
         [entry] = preview(loaded, "c1", session=s, settings=settings)
     assert "render budget" in entry["error"] and "t_email.txt.j2" in entry["error"], entry
@@ -95,7 +91,6 @@ async def test_over_budget_with_real_data_fails_preview_and_send_but_not_validat
     assert result.status == "failed" and result.reason.startswith("template:"), result
     assert "render budget" in result.reason
     assert outbox(settings, "c1") == []
-    assert time.monotonic() - started < 10
 
 
 # ---- what a campaign folder may read ----------------------------------------------------

@@ -5,14 +5,14 @@ a conversion posted meanwhile got 500 after 60 s and was not stored. Now renderi
 before any write transaction and is bounded by the render budget. Here the API and the
 worker share one process and one event loop, as in `omnicascade server`: while the worker
 renders 60 customers' over-budget templates, 100 conversions are posted one after another.
-Every one is stored at once, the slowest answer is under a second, and every converted
+Every one is answered and stored while the worker is still busy rendering (told by the
+order of events, not by a stopwatch: the benchmark measures latency), and every converted
 cascade stops.
 """
 
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from sqlalchemy import select
@@ -21,10 +21,11 @@ from omnicascade.api.app import create_app
 from omnicascade.api.signature import HEADER
 from omnicascade.campaign.load import load_campaign
 from omnicascade.cascade.launch import launch
+from omnicascade.clock import now_utc
 from omnicascade.customers.model import CustomerIn
-from omnicascade.db.models import ConversionEvent, Delivery, Enrollment, utcnow
+from omnicascade.db.models import ConversionEvent, Delivery, Enrollment
 from omnicascade.db.session import session_scope
-from omnicascade.reports.runs import sends_after_conversion
+from omnicascade.reports.run_views import sends_after_conversion
 from omnicascade.runtime.worker import build_worker
 from tests.helpers.api import SECRET, FreshSigner, asgi_client
 from tests.helpers.campaigns import FULL, TEMPLATES, write_campaign
@@ -58,18 +59,16 @@ async def test_conversions_are_stored_at_once_while_the_worker_is_busy(dev_env, 
     app, sign = create_app(settings, dev_env.client), FreshSigner()
     async with build_worker(dev_env.client, settings), asgi_client(app) as http:
         run_id = (await launch(load_campaign(campaign), settings, audience=audience)).run_id
-        post_start = utcnow()
-        latencies, answers = [], []
+        post_start = now_utc()
+        answers = []
         for i in range(BUYERS):
             body = json.dumps({"event_id": f"order-{i}", "type": "order_placed",
                                "customer_id": f"buyer{i}"}).encode()
-            t0 = time.monotonic()
             response = await http.post("/v1/conversions", content=body, headers={
                 HEADER: sign(SECRET, "POST", "/v1/conversions", body),
                 "content-type": "application/json"})
-            latencies.append(time.monotonic() - t0)
             answers.append(response.status_code)
-        post_end = utcnow()
+        post_end = now_utc()
 
         def slow_failures() -> int:
             with session_scope(settings.db_url) as s:
@@ -88,10 +87,6 @@ async def test_conversions_are_stored_at_once_while_the_worker_is_busy(dev_env, 
                          "every slow template to fail its step", 120)
 
     assert answers == [202] * BUYERS, answers
-    latencies.sort()
-    p99 = latencies[int(0.99 * BUYERS) - 1]
-    print(f"conversions while busy: p50 {latencies[BUYERS // 2]:.3f}s p99 {p99:.3f}s")
-    assert p99 < 1.0, f"p99 {p99:.2f}s, slowest {latencies[-1]:.2f}s"
     with session_scope(settings.db_url) as s:
         assert s.scalar(select(ConversionEvent.event_id).where(
             ConversionEvent.event_id == f"order-{BUYERS - 1}")) is not None
@@ -102,6 +97,9 @@ async def test_conversions_are_stored_at_once_while_the_worker_is_busy(dev_env, 
         assert {d.status for d in slow} == {"failed"}
         assert all(d.reason and d.reason.startswith("template:") and "render budget" in d.reason
                    for d in slow), slow[0].reason
-    # the worker really was busy rendering while the conversions came in
+    # the worker really was busy rendering while the conversions came in, and was still busy
+    # after the last one was answered: no conversion waited for the renders to finish
     during = [d for d in slow if post_start <= d.created_at <= post_end]
     assert during, (post_start, post_end, sorted(d.created_at for d in slow)[:3])
+    still_busy = [d for d in slow if d.created_at > post_end]
+    assert still_busy, (post_end, sorted(d.created_at for d in slow)[-3:])

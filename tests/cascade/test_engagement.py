@@ -9,21 +9,16 @@ from datetime import datetime, timedelta
 import pytest
 
 from omnicascade.cascade.feedback import record_feedback
-from omnicascade.channels.feedback import Feedback
+from omnicascade.channels.callbacks import Feedback
 from omnicascade.channels.sendgrid_email import event_item
 from omnicascade.db.session import session_scope
-from omnicascade.workflows.cascade import CustomerCascade
+from omnicascade.workflows.types import Stage
 from tests.helpers.campaigns import FULL, write_campaign
 from tests.helpers.cascades import (
-    add_customers,
+    cascade_of,
     deliveries,
-    enroll,
-    finish,
-    handle,
     outbox,
-    running_worker,
     times,
-    wait_state,
 )
 
 pytestmark = pytest.mark.db
@@ -59,14 +54,12 @@ async def run_cascade(ts_env, settings, tmp_path, skip_if: tuple[str, ...],  # n
     """Enroll one customer, record `feedback(delivery_id, sent_at)` while the cascade waits
     after its email, let it run to the end; its deliveries and when each step happened."""
     campaign = write_campaign(tmp_path / "engaged", engagement_yaml(*skip_if))
-    add_customers(settings, {"id": "e1", **FULL})
-    async with running_worker(ts_env, settings):
-        _, [e] = await enroll(ts_env.client, settings, campaign, ["e1"])
-        h = handle(ts_env.client, e.id)
-        progress = await wait_state(h, "waiting after step 0")
+    async with cascade_of(ts_env, settings, campaign, [{"id": "e1", **FULL}]) as c:
+        [e] = c.rows
+        progress = await c.wait("e1", Stage.WAITING, "0")
         store(*feedback(f"{e.id}:0", times(progress)[0]), settings=settings)
-        assert await finish(ts_env, h) == "completed"
-        progress = await h.query(CustomerCascade.progress)
+        assert await c.finish("e1") == "completed"
+        progress = await c.progress("e1")
     return deliveries(settings, e.id), times(progress)
 
 

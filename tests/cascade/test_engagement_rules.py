@@ -215,7 +215,7 @@ async def test_the_send_activity_asks_about_engagement_only_for_a_step_with_skip
     from sqlalchemy import event
 
     from omnicascade.activities.ledger import load_facts
-    from omnicascade.db.models import utcnow
+    from omnicascade.clock import now_utc
     from omnicascade.workflows.types import DeliverInput, StepPlan
     from tests.helpers.cascades import enroll
     text = CASCADE_YAML.replace("template: t_sms,      wait: 24h",
@@ -238,7 +238,7 @@ async def test_the_send_activity_asks_about_engagement_only_for_a_step_with_skip
             engine = s.get_bind()
             event.listen(engine, "before_cursor_execute", seen)
             try:
-                facts = load_facts(DeliverInput(e.id, step), utcnow(), session=s,
+                facts = load_facts(DeliverInput(e.id, step), now_utc(), session=s,
                                    engagement=engagement)
             finally:
                 event.remove(engine, "before_cursor_execute", seen)

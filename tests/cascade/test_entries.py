@@ -20,6 +20,7 @@ from omnicascade.cascade.events import EventIn, process_event, store_event, stor
 from omnicascade.cascade.temporal import workflow_id
 from omnicascade.db.models import Enrollment
 from omnicascade.db.session import session_scope
+from omnicascade.workflows.types import Stage
 from tests.helpers.campaigns import FULL, write_campaign
 from tests.helpers.cascades import (
     add_customers,
@@ -76,7 +77,7 @@ async def leave_nothing_running(env: Any, settings: Any) -> None:
     for e in cascades(settings) + cascades(settings, "c2"):
         if e.status in ("pending", "active"):
             h = handle(env.client, e.id)
-            await wait_state(h, "waiting")
+            await wait_state(h, Stage.WAITING)
             with contextlib.suppress(RPCError):
                 await h.terminate("test over")
 
@@ -100,6 +101,9 @@ async def test_a_second_cart_enters_and_the_same_cart_enters_again_after_exit(
         assert again["not_enrolled"] == [{"campaign": "carts",
                                           "reason": "already in a live cascade of this "
                                                     "campaign"}]
+        [where] = again["campaigns"]  # the entry it is about, in words (issue 27)
+        assert (where["campaign"], where["enrolled"]) == ("carts", False)
+        assert where["reason"] == "already in a live cascade of this campaign for cart_id A"
         assert (await event(ts_env, settings, "e3", cart_id="B"))["enrolled"] == 1
         first = cascades(settings)[0]
         assert await finish(ts_env, ts_env.client.get_workflow_handle(
@@ -160,9 +164,11 @@ async def test_an_exit_event_ends_the_cascade_as_exited_without_follow_ups(
         await event(ts_env, settings, "e1", cart_id="A")
         await event(ts_env, settings, "e2", cart_id="B")
         for e in cascades(settings):
-            await wait_state(handle(ts_env.client, e.id), "waiting after step 0")
+            await wait_state(handle(ts_env.client, e.id), Stage.WAITING, "0")
         answer = await event(ts_env, settings, "x1", "cart_emptied", cart_id="A")
         assert answer["exited"] == 1 and answer["enrolled"] == 0
+        # no trigger listens to it, but it did not go nowhere: said so (issue 27)
+        assert answer["campaigns"] == [] and "it is an exit event" in answer["note"]
         a, b = cascades(settings)
         assert await finish(ts_env, ts_env.client.get_workflow_handle(
             workflow_id(a.id))) == "exited"
@@ -188,6 +194,7 @@ async def test_reentry_never_and_a_minimum_gap(ts_env, settings, tmp_path, reent
         refused = await event(ts_env, settings, "e2", cart_id="A")
         assert refused["enrolled"] == 0
         assert refused["not_enrolled"][0]["reason"].startswith(f"reentry: {reentry}")
+        assert refused["campaigns"][0]["reason"].startswith(f"reentry: {reentry}")
         assert (await event(ts_env, settings, "e3", cart_id="B"))["enrolled"] == 1  # another cart
         with session_scope(settings.db_url) as s:  # eight days pass
             s.execute(update(Enrollment).where(Enrollment.id == first.id).values(
@@ -195,3 +202,19 @@ async def test_reentry_never_and_a_minimum_gap(ts_env, settings, tmp_path, reent
         later = await event(ts_env, settings, "e4", cart_id="A")
         await leave_nothing_running(ts_env, settings)
     assert later["enrolled"] == (0 if reentry == "never" else 1)
+
+
+async def test_the_answer_says_a_recent_conversion_kept_the_customer_out(
+        ts_env, settings, tmp_path):
+    """Issue 27 (4): `enrolled: 0` with the reason, per campaign."""
+    add_customers(settings, {"id": "c1", **FULL})
+    file = campaign(tmp_path)
+    async with running_worker(ts_env, settings):
+        run_id, _ = await enroll(ts_env.client, settings, file, [])
+        await convert(ts_env.client, settings, "c1")
+        answer = await event(ts_env, settings, "e1", cart_id="A")
+        await leave_nothing_running(ts_env, settings)
+    assert answer["enrolled"] == 0 and "note" not in answer
+    assert answer["campaigns"] == [{"campaign": "carts", "run_id": run_id, "enrolled": False,
+                                    "status": "listening", "reason": "converted within the "
+                                    "lookback (1h): not enrolled"}]

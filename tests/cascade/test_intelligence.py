@@ -23,6 +23,7 @@ from omnicascade.workflows.types import StepPlan
 from tests.helpers.campaigns import CASCADE_YAML, EXPERIMENT_BLOCK, FULL, write_campaign
 from tests.helpers.cascades import (
     add_customers,
+    cascade_of,
     convert,
     deliver_now,
     deliveries,
@@ -82,11 +83,10 @@ async def test_holdout_gets_nothing_but_its_conversion_counts(ts_env, settings, 
     campaign = write_campaign(tmp_path / "exp", EXPERIMENT)
     spec = load_campaign(campaign).spec
     cid = next(f"h{i}" for i in range(1000) if assign_variant(spec, f"h{i}") == "holdout")
-    add_customers(settings, {"id": cid, **FULL})
-    async with running_worker(ts_env, settings):
-        _, [e] = await enroll(ts_env.client, settings, campaign, [cid])
+    async with cascade_of(ts_env, settings, campaign, [{"id": cid, **FULL}]) as c:
+        [e] = c.rows
         assert e.variant == "holdout" and e.promo_code is None
-        h = handle(ts_env.client, e.id)
+        h = c.handle(cid)
         for _ in range(100):
             if (await h.query(CustomerCascade.progress)).state.startswith("holdout"):
                 break
@@ -136,12 +136,10 @@ async def test_send_inside_quiet_hours_is_deferred_to_the_window_end(ts_env, set
     start, end = now - timedelta(hours=1), now + timedelta(hours=2)
     campaign = write_campaign(tmp_path / "q", _quiet_yaml(start.strftime("%H:%M"),
                                                           end.strftime("%H:%M")))
-    add_customers(settings, {"id": "q1", "email": "q@example.com", "timezone": "UTC"})
-    async with running_worker(ts_env, settings):
-        _, [e] = await enroll(ts_env.client, settings, campaign, ["q1"])
-        h = handle(ts_env.client, e.id)
-        assert await finish(ts_env, h) == "completed"
-        progress = await h.query(CustomerCascade.progress)
+    async with cascade_of(ts_env, settings, campaign,
+                          [{"id": "q1", "email": "q@example.com", "timezone": "UTC"}]) as c:
+        assert await c.finish("q1") == "completed"
+        progress = await c.progress("q1")
     assert [x.status for x in progress.timeline][:2] == ["deferred", "sent"]
     sent_at = times(progress)[1]
     window_end = end.replace(second=0, microsecond=0)
@@ -154,11 +152,10 @@ async def test_quiet_hours_skip_mode_moves_on(ts_env, settings, tmp_path):
     campaign = write_campaign(tmp_path / "q", _quiet_yaml(
         (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=2)).strftime(
             "%H:%M"), mode="skip"))
-    add_customers(settings, {"id": "q1", "email": "q@example.com", "timezone": "UTC"})
-    async with running_worker(ts_env, settings):
-        _, [e] = await enroll(ts_env.client, settings, campaign, ["q1"])
-        assert await finish(ts_env, handle(ts_env.client, e.id)) == "completed"
-    assert deliveries(settings, e.id)["0"] == ("skipped", "quiet_hours")
+    async with cascade_of(ts_env, settings, campaign,
+                          [{"id": "q1", "email": "q@example.com", "timezone": "UTC"}]) as c:
+        assert await c.finish("q1") == "completed"
+    assert deliveries(settings, c.row("q1").id)["0"] == ("skipped", "quiet_hours")
 
 
 async def test_deferral_across_a_dst_night(ts_env, settings, tmp_path):
@@ -175,12 +172,11 @@ async def test_deferral_across_a_dst_night(ts_env, settings, tmp_path):
     await ts_env.sleep(evening.astimezone(UTC) - now)
     campaign = write_campaign(tmp_path / "dst", _quiet_yaml("21:00", "09:00",
                                                             tz="Europe/Berlin"))
-    add_customers(settings, {"id": "d1", "email": "d@example.com"})
-    async with running_worker(ts_env, settings):
-        _, [e] = await enroll(ts_env.client, settings, campaign, ["d1"])
-        h = handle(ts_env.client, e.id)
-        assert await finish(ts_env, h) == "completed"
-        progress = await h.query(CustomerCascade.progress)
+    async with cascade_of(ts_env, settings, campaign,
+                          [{"id": "d1", "email": "d@example.com"}]) as c:
+        assert await c.finish("d1") == "completed"
+        progress = await c.progress("d1")
+    [e] = c.rows
     sent_local = times(progress)[1].astimezone(berlin)
     assert (sent_local.date(), sent_local.hour, sent_local.minute) == (change_day, 9, 0)
     assert sent_local.utcoffset() != evening.utcoffset()  # across the change
@@ -191,21 +187,7 @@ async def test_deferral_across_a_dst_night(ts_env, settings, tmp_path):
 
 # ---- frequency caps and consent ------------------------------------------------------------
 
-async def test_capped_steps_are_skipped_and_the_cascade_does_not_stall(ts_env, settings,
-                                                                       tmp_path):
-    campaign = write_campaign(tmp_path / "cap", STEPS_ONLY + "frequency_cap: {max: 1, per: 36h}\n")
-    add_customers(settings, {"id": "f1", **FULL})
-    async with running_worker(ts_env, settings):
-        _, [e] = await enroll(ts_env.client, settings, campaign, ["f1"])
-        h = handle(ts_env.client, e.id)
-        assert await finish(ts_env, h) == "completed"
-        progress = await h.query(CustomerCascade.progress)
-    d = deliveries(settings, e.id)
-    assert d["0"] == ("sent", None)
-    assert d["1"] == d["2"] == d["3"] == ("skipped", "frequency_cap")
-    t = times(progress)
-    assert t[3] - t[1] < timedelta(minutes=1)  # skipped steps did not wait
-
+# a capped step is deferred, or skipped with its spacing kept: tests/cascade/test_caps.py
 
 async def test_two_campaigns_racing_cannot_both_slip_under_the_cap(ts_env, settings, tmp_path):
     yaml = STEPS_ONLY + "frequency_cap: {max: 1, per: 24h}\n"
@@ -221,31 +203,30 @@ async def test_two_campaigns_racing_cannot_both_slip_under_the_cap(ts_env, setti
     step = StepPlan("0", 0, "email", "t_email", 0)
     results = await asyncio.gather(*(deliver_now(settings, e.id, step, acts)
                                      for e in enrollments))
-    assert sorted(r.status for r in results) == ["sent", "skipped", "skipped", "skipped"]
-    assert {r.reason for r in results if r.status == "skipped"} == {"frequency_cap"}
+    # the others wait for the window to admit them (issue 27: a cap defers by default)
+    assert sorted(r.status for r in results) == ["deferred", "deferred", "deferred", "sent"]
+    assert {r.reason for r in results if r.status == "deferred"} == {"frequency_cap"}
     assert len(outbox(settings, "r1")) == 1
 
 
 async def test_channel_without_consent_is_skipped(ts_env, settings, campaign_file):
-    add_customers(settings, {"id": "n1", **FULL, "consents": {"sms": False}})
-    async with running_worker(ts_env, settings):
-        _, [e] = await enroll(ts_env.client, settings, campaign_file, ["n1"])
-        assert await finish(ts_env, handle(ts_env.client, e.id)) == "completed"
-    assert deliveries(settings, e.id)["1"] == ("skipped", "no_consent")
+    async with cascade_of(ts_env, settings, campaign_file,
+                          [{"id": "n1", **FULL, "consents": {"sms": False}}]) as c:
+        assert await c.finish("n1") == "completed"
+    assert deliveries(settings, c.row("n1").id)["1"] == ("skipped", "no_consent")
 
 
 # ---- channel order ----------------------------------------------------------------------
 
 async def test_cost_order_sends_cheapest_reachable_first(ts_env, settings, tmp_path):
     campaign = write_campaign(tmp_path / "c", STEPS_ONLY + "order: cost\n")
-    add_customers(settings, {"id": "all", **FULL},
-                  {"id": "no-tg", "email": "x@example.com", "phone": "+4915112345679",
-                   "push_token": "tok2"})
-    async with running_worker(ts_env, settings):
-        _, rows = await enroll(ts_env.client, settings, campaign, ["all", "no-tg"])
-        for e in rows:
-            assert await finish(ts_env, handle(ts_env.client, e.id)) == "completed"
-    by = {e.customer_id: e for e in rows}
+    async with cascade_of(ts_env, settings, campaign, [
+            {"id": "all", **FULL},
+            {"id": "no-tg", "email": "x@example.com", "phone": "+4915112345679",
+             "push_token": "tok2"}]) as c:
+        for e in c.rows:
+            assert await c.finish(e.customer_id) == "completed"
+    by = {e.customer_id: e for e in c.rows}
     assert by["all"].order_strategy == "cost" and by["all"].channel_order == [2, 3, 0, 1]
     assert by["no-tg"].channel_order == [3, 0, 1, 2]  # unreachable telegram goes last
     assert [m.channel for m in outbox(settings, "all")] == ["telegram", "push", "email", "sms"]
@@ -298,10 +279,9 @@ async def test_favorite_product_and_money_in_the_customers_locale(ts_env, settin
                                    [{"name": "Tent"}]]):
             s.add(ConversionEvent(event_id=f"o{n}", type="x", customer_id="de",
                                   occurred_at=datetime(2026, 1, 1 + n), data={"items": items}))
-    async with running_worker(ts_env, settings):
-        _, [e] = await enroll(ts_env.client, settings, campaign, ["de"],
-                              event={"total": 1234.5})
-        assert await finish(ts_env, handle(ts_env.client, e.id)) == "completed"
+    async with cascade_of(ts_env, settings, campaign, ["de"], event={"total": 1234.5}) as c:
+        assert await c.finish("de") == "completed"
+    [e] = c.rows
     [mail] = outbox(settings, "de")
     assert mail.subject == "Back: Mug"  # 3 mugs beat 2 tents
     assert mail.body == "1.234,50\xa0€"

@@ -16,8 +16,9 @@ from omnicascade.activities.deliver import DeliverActivities
 from omnicascade.campaign.load import load_campaign
 from omnicascade.cascade.enroll import create_run, enroll_customers
 from omnicascade.channels.base import Message, PermanentSendError, SendResult
+from omnicascade.clock import now_utc
 from omnicascade.config import Settings
-from omnicascade.db.models import Delivery, Enrollment, utcnow
+from omnicascade.db.models import Delivery, Enrollment, Run
 from omnicascade.db.session import session_scope
 from omnicascade.vocabulary import CHANNELS
 from omnicascade.workflows.types import DeliverInput, StepPlan
@@ -78,7 +79,7 @@ async def test_quiet_hours_defer_a_rehearsal_on_its_own_clock(settings, tmp_path
     add_customers(settings, {"id": "c1", **FULL, "timezone": "Europe/Berlin"})
     live_id = _rehearsal(settings, tmp_path / "live", scale=1)
     fast_id = _rehearsal(settings, tmp_path / "fast", scale=3600)
-    before = utcnow()
+    before = now_utc()
     live, fast = (await _deliver(settings, live_id, Refusing()),
                   await _deliver(settings, fast_id, Refusing()))
     assert live.status == fast.status == "deferred"
@@ -118,3 +119,40 @@ async def test_a_rehearsal_sends_to_the_outbox_unless_live(settings, tmp_path, c
     assert len(lines) == 1 and f"enrollment={ids[True]}" in lines[0]
     assert "step=step 1" in lines[0] and "channel=email" in lines[0]
     assert FULL["email"] not in lines[0]
+
+
+async def test_a_rehearsal_scales_every_campaign_duration_exactly_once(settings, tmp_path):
+    """×3600: a step's wait and a follow-up's delay (24 h, 3 d) last 24 s and 72 s on the
+    wall; the cap's 12 h window counts the sends of the last 12 s; `conversion.window`
+    (7 d) ends 168 s after the cascade; a quiet-hours deferral (6 campaign hours) lasts
+    about 6 s (test above). Scaled twice they would be 1/3600 of that, not at all 3600×."""
+    from types import SimpleNamespace
+
+    from omnicascade.activities.caps import sends_in_window
+    from omnicascade.cascade.cascade_input import run_spec
+    from omnicascade.cascade.entries import Counts
+    from omnicascade.clock import clock_of
+    from omnicascade.workflows.cascade import CustomerCascade
+    add_customers(settings, {"id": "c1", **FULL})
+    enrollment_id = _rehearsal(settings, tmp_path / "fast", scale=3600)
+    inp = SimpleNamespace(time_scale=3600.0)
+    assert CustomerCascade._scaled(inp, 86_400) == timedelta(seconds=24)  # type: ignore[arg-type]
+    assert CustomerCascade._scaled(inp, 3 * 86_400) == timedelta(seconds=72)  # type: ignore[arg-type]
+    with session_scope(settings.db_url) as s:
+        row = s.get(Enrollment, enrollment_id)
+        assert row is not None
+        run = s.get(Run, row.run_id)
+        assert run is not None
+        clock = clock_of(run)
+        now = now_utc()
+        for n, ago in enumerate((6, 18)):  # campaign hours 6 and 18 ago
+            s.add(Delivery(id=f"d{n}", enrollment_id=row.id, run_id=run.id, customer_id="c1",
+                           step_key=str(n), step_index=n, phase="cascade", channel="email",
+                           template="t_email", attempts=1, status="sent",
+                           created_at=now - timedelta(seconds=ago)))
+        s.flush()
+        assert sends_in_window(run_spec(run), "c1", "other", "email", session=s, lock=False,
+                               clock=clock) == 1  # 6 s ago: in the 12 h (12 s) window
+        assert row.conversion_window_s == pytest.approx(7 * 86_400 / 3600)  # stored on the wall
+        row.status, row.finished_at = "completed", now
+        assert Counts.of(row).until == now + timedelta(seconds=168)  # read as stored, once

@@ -13,7 +13,7 @@ from omnicascade.campaign.load import load_campaign
 from omnicascade.cascade.launch import launch
 from omnicascade.clock import clock_of
 from omnicascade.customers.model import CustomerIn
-from omnicascade.db.models import Delivery, Enrollment, Run, utcnow
+from omnicascade.db.models import Delivery, Enrollment, Run
 from omnicascade.db.session import session_scope
 from tests.cascade.test_rehearsal import YAML, _quiet_now
 from tests.helpers.campaigns import FULL, write_campaign
@@ -35,7 +35,6 @@ async def test_a_rehearsal_with_quiet_hours_a_cap_and_a_3d_follow_up_finishes_fa
     add_customers(settings, *({"id": c, **FULL, "timezone": "Europe/Berlin"}
                               for c in ("c1", "c2")))
     folder = write_campaign(tmp_path / "r", YAML.format(quiet=_quiet_now(6)))
-    t0 = utcnow()
     async with running_worker(dev_env, settings):
         result = await launch(load_campaign(folder), settings,
                               audience=[CustomerIn(id="c1"), CustomerIn(id="c2")], time_scale=scale)
@@ -51,8 +50,6 @@ async def test_a_rehearsal_with_quiet_hours_a_cap_and_a_3d_follow_up_finishes_fa
                            for e in s.scalars(select(Enrollment).where(
                                Enrollment.run_id == result.run_id)))
         await eventually(ended, "every cascade of the rehearsal to end", 60)
-    elapsed = (utcnow() - t0).total_seconds()
-    assert elapsed < 60
     sent = {(m.customer_id, m.step) for m in outbox(settings)}
     assert sent == {("c1", "0"), ("c1", "ac0"), ("c2", "0"), ("c2", "1")}  # nothing capped
     with session_scope(settings.db_url) as s:

@@ -14,22 +14,18 @@ from omnicascade.cascade.control import pause_run, resume_run, stop_run
 from omnicascade.cascade.events import EventIn, process_event, store_event
 from omnicascade.db.models import Enrollment, Run
 from omnicascade.db.session import session_scope
-from omnicascade.reports.runs import run_show, status_of
-from omnicascade.workflows.cascade import CustomerCascade
+from omnicascade.reports.run_views import run_show, status_of
+from omnicascade.workflows.types import Stage
 from tests.helpers.campaigns import FULL
 from tests.helpers.cascades import (
     GatedChannel,
     add_customers,
+    cascade_of,
     convert,
     deliveries,
-    enroll,
     enrollment,
-    finish,
-    handle,
     outbox,
-    running_worker,
     times,
-    wait_state,
 )
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.db]
@@ -46,19 +42,18 @@ def status(settings, run_id: str) -> str:  # noqa: ANN001
 
 async def test_stop_mid_wait_ends_cascades_and_cancels_follow_ups(ts_env, settings,
                                                                   campaign_file):
-    add_customers(settings, {"id": "waits", **FULL}, {"id": "bought", **FULL})
-    async with running_worker(ts_env, settings):
-        run_id, rows = await enroll(ts_env.client, settings, campaign_file, ["waits", "bought"])
-        waits, bought = (handle(ts_env.client, r.id) for r in rows)
-        await wait_state(waits, "waiting after step 0")
-        await wait_state(bought, "waiting after step 0")
+    async with cascade_of(ts_env, settings, campaign_file,
+                          [{"id": "waits", **FULL}, {"id": "bought", **FULL}]) as c:
+        run_id, rows = c.run_id, c.rows
+        await c.wait("waits", Stage.WAITING, "0")
+        await c.wait("bought", Stage.WAITING, "0")
         await convert(ts_env.client, settings, "bought")  # its review is due in 3 days
-        await wait_state(bought, "follow-up ac0 due")
+        await c.wait("bought", Stage.FOLLOW_UP_DUE, "ac0")
         await ts_env.sleep(timedelta(hours=12))
         change = await stop_run(run_id, False, settings, ts_env.client)
         assert (change.status, change.ended, change.told) == ("stopped", 1, 2)
-        assert await finish(ts_env, waits) == "stopped"
-        assert await finish(ts_env, bought) == "converted"
+        assert await c.finish("waits") == "stopped"
+        assert await c.finish("bought") == "converted"
     assert steps(settings, "waits") == ["0"] and steps(settings, "bought") == ["0"]
     row = enrollment(settings, rows[0].id)
     assert (row.status, row.exit_reason, row.active_entry) == ("stopped", "stopped", None)
@@ -68,52 +63,47 @@ async def test_stop_mid_wait_ends_cascades_and_cancels_follow_ups(ts_env, settin
 
 async def test_stop_while_a_send_is_in_flight_lets_it_finish_and_nothing_after(
         ts_env, settings, campaign_file):
-    add_customers(settings, {"id": "c1", **FULL})
     gate = GatedChannel(settings.db_url)
-    async with running_worker(ts_env, settings, gate):
-        run_id, [e] = await enroll(ts_env.client, settings, campaign_file, ["c1"])
-        h = handle(ts_env.client, e.id)
+    async with cascade_of(ts_env, settings, campaign_file, [{"id": "c1", **FULL}],
+                          channel=gate) as c:
         await asyncio.wait_for(gate.entered.wait(), 20)
-        await stop_run(run_id, False, settings, ts_env.client)  # committed + signalled mid-send
+        await stop_run(c.run_id, False, settings, ts_env.client)  # committed + signalled mid-send
         gate.release.set()
-        assert await finish(ts_env, h) == "stopped"
+        assert await c.finish("c1") == "stopped"
+    [e] = c.rows
     assert gate.calls == [f"{e.id}:0"] and steps(settings, "c1") == ["0"]
-    assert deliveries(settings, e.id) == {"0": ("sent", None)}
+    assert deliveries(settings, c.row("c1").id) == {"0": ("sent", None)}
     assert enrollment(settings, e.id).status == "stopped"
 
 
 async def test_a_lost_stop_signal_is_caught_by_the_send_time_guard(ts_env, settings,
                                                                    campaign_file):
-    add_customers(settings, {"id": "c1", **FULL})
-    async with running_worker(ts_env, settings):
-        run_id, [e] = await enroll(ts_env.client, settings, campaign_file, ["c1"])
-        h = handle(ts_env.client, e.id)
-        await wait_state(h, "waiting after step 0")
+    async with cascade_of(ts_env, settings, campaign_file, [{"id": "c1", **FULL}]) as c:
+        run_id = c.run_id
+        await c.wait("c1", Stage.WAITING, "0")
         change = await stop_run(run_id, False, settings, None)  # Temporal "unreachable"
         assert (change.status, change.temporal, change.told) == ("stopped", False, 0)
-        assert await finish(ts_env, h) == "stopped"  # the next send found the run stopped
-    assert deliveries(settings, e.id)["1"] == ("skipped", "stopped")
-    assert "2" not in deliveries(settings, e.id) and steps(settings, "c1") == ["0"]
+        assert await c.finish("c1") == "stopped"  # the next send found the run stopped
+    assert deliveries(settings, c.row("c1").id)["1"] == ("skipped", "stopped")
+    assert "2" not in deliveries(settings, c.row("c1").id) and steps(settings, "c1") == ["0"]
 
 
 async def test_pause_across_a_wait_holds_the_due_step_until_resume(ts_env, settings,
                                                                    campaign_file):
-    add_customers(settings, {"id": "c1", **FULL})
-    async with running_worker(ts_env, settings):
-        run_id, [e] = await enroll(ts_env.client, settings, campaign_file, ["c1"])
-        h = handle(ts_env.client, e.id)
-        await wait_state(h, "waiting after step 0")
+    async with cascade_of(ts_env, settings, campaign_file, [{"id": "c1", **FULL}]) as c:
+        run_id = c.run_id
+        await c.wait("c1", Stage.WAITING, "0")
         assert (await pause_run(run_id, settings, ts_env.client)).status == "paused"
         await ts_env.sleep(timedelta(hours=30))  # the SMS was due 6 hours ago
-        await wait_state(h, "step 1 (sms) held: run paused")
+        await c.wait("c1", Stage.HELD, "1")
         assert steps(settings, "c1") == ["0"]
-        assert deliveries(settings, e.id)["1"] == ("deferred", "paused")  # held, not skipped
+        assert deliveries(settings, c.row("c1").id)["1"] == ("deferred", "paused")  # held, not skipped
         with session_scope(settings.db_url) as s:
             assert run_show(run_id, session=s)["steps"][1]["held"] == 1
         assert (await resume_run(run_id, settings, ts_env.client)).status == "listening"
-        await wait_state(h, "waiting after step 1")  # at once, no time skipped
-        assert await finish(ts_env, h) == "completed"
-        progress = await h.query(CustomerCascade.progress)
+        await c.wait("c1", Stage.WAITING, "1")  # at once, no time skipped
+        assert await c.finish("c1") == "completed"
+        progress = await c.progress("c1")
     assert steps(settings, "c1") == ["0", "1", "2", "3"]
     sent = {x.step: t for x, t in zip(progress.timeline, times(progress), strict=True)
             if x.status == "sent"}
@@ -122,50 +112,44 @@ async def test_pause_across_a_wait_holds_the_due_step_until_resume(ts_env, setti
 
 async def test_a_conversion_during_the_pause_means_the_held_step_never_goes_out(
         ts_env, settings, campaign_file):
-    add_customers(settings, {"id": "c1", **FULL})
-    async with running_worker(ts_env, settings):
-        run_id, [e] = await enroll(ts_env.client, settings, campaign_file, ["c1"])
-        h = handle(ts_env.client, e.id)
-        await wait_state(h, "waiting after step 0")
+    async with cascade_of(ts_env, settings, campaign_file, [{"id": "c1", **FULL}]) as c:
+        run_id = c.run_id
+        await c.wait("c1", Stage.WAITING, "0")
         await pause_run(run_id, settings, ts_env.client)
         await ts_env.sleep(timedelta(hours=25))
-        await wait_state(h, "step 1 (sms) held")
+        await c.wait("c1", Stage.HELD, "1")
         await convert(None, settings, "c1", signal=False)  # only the database knows
         await resume_run(run_id, settings, ts_env.client)  # re-checked: nothing goes out
-        assert await finish(ts_env, h) == "converted"
-    assert deliveries(settings, e.id)["1"] == ("skipped", "converted")
+        assert await c.finish("c1") == "converted"
+    assert deliveries(settings, c.row("c1").id)["1"] == ("skipped", "converted")
     assert steps(settings, "c1") == ["0", "ac0"]
 
 
 async def test_a_lost_pause_signal_still_holds_the_send(ts_env, settings, campaign_file):
-    add_customers(settings, {"id": "c1", **FULL})
-    async with running_worker(ts_env, settings):
-        run_id, [e] = await enroll(ts_env.client, settings, campaign_file, ["c1"])
-        h = handle(ts_env.client, e.id)
-        await wait_state(h, "waiting after step 0")
+    async with cascade_of(ts_env, settings, campaign_file, [{"id": "c1", **FULL}]) as c:
+        run_id = c.run_id
+        await c.wait("c1", Stage.WAITING, "0")
         await pause_run(run_id, settings, None)  # nobody told: the guard holds the send
         await ts_env.sleep(timedelta(hours=25))
-        await wait_state(h, "step 1 (sms) held")
+        await c.wait("c1", Stage.HELD, "1")
         assert steps(settings, "c1") == ["0"]
         await resume_run(run_id, settings, None)  # nobody told: the recheck sends it
-        assert await finish(ts_env, h) == "completed"
+        assert await c.finish("c1") == "completed"
     assert steps(settings, "c1") == ["0", "1", "2", "3"]
 
 
 async def test_a_long_pause_costs_a_few_checks_a_day_not_one_every_few_minutes(
         ts_env, settings, campaign_file):
-    add_customers(settings, {"id": "c1", **FULL})
-    async with running_worker(ts_env, settings):
-        run_id, [e] = await enroll(ts_env.client, settings, campaign_file, ["c1"])
-        h = handle(ts_env.client, e.id)
-        await wait_state(h, "waiting after step 0")
+    async with cascade_of(ts_env, settings, campaign_file, [{"id": "c1", **FULL}]) as c:
+        run_id = c.run_id
+        await c.wait("c1", Stage.WAITING, "0")
         await pause_run(run_id, settings, ts_env.client)
         await ts_env.sleep(timedelta(days=10))
-        await wait_state(h, "step 1 (sms) held")
+        await c.wait("c1", Stage.HELD, "1")
         await resume_run(run_id, settings, ts_env.client)
-        assert await finish(ts_env, h) == "completed"
-        history = await h.fetch_history()
-        progress = await h.query(CustomerCascade.progress)
+        assert await c.finish("c1") == "completed"
+        history = await c.handle("c1").fetch_history()
+        progress = await c.progress("c1")
     attempts = sum(ev.HasField("activity_task_scheduled_event_attributes")
                    for ev in history.events)
     assert attempts < 60  # 4 sends + ≈ 4 checks a day; every 5 minutes would be 2,800
@@ -175,11 +159,10 @@ async def test_a_long_pause_costs_a_few_checks_a_day_not_one_every_few_minutes(
 
 async def test_drain_enrolls_nobody_new_and_lets_cascades_finish(ts_env, settings,
                                                                  campaign_file):
-    add_customers(settings, {"id": "early", **FULL}, {"id": "late", **FULL})
-    async with running_worker(ts_env, settings):
-        run_id, [e] = await enroll(ts_env.client, settings, campaign_file, ["early"])
-        h = handle(ts_env.client, e.id)
-        await wait_state(h, "waiting after step 0")
+    add_customers(settings, {"id": "late", **FULL})
+    async with cascade_of(ts_env, settings, campaign_file, [{"id": "early", **FULL}]) as c:
+        run_id = c.run_id
+        await c.wait("early", Stage.WAITING, "0")
         change = await stop_run(run_id, True, settings, ts_env.client)
         assert (change.status, change.ended, change.cascades) == ("draining", 0, [])
         with session_scope(settings.db_url) as s:
@@ -187,7 +170,7 @@ async def test_drain_enrolls_nobody_new_and_lets_cascades_finish(ts_env, setting
                                 type="cart_abandoned"), session=s)
         assert await process_event(ts_env.client, settings, "cart-late") == 0
         assert status(settings, run_id) == "draining"
-        assert await finish(ts_env, h) == "completed"  # finished normally
+        assert await c.finish("early") == "completed"  # finished normally
     assert steps(settings, "early") == ["0", "1", "2", "3"] and outbox(settings, "late") == []
     with session_scope(settings.db_url) as s:
         assert s.scalars(select(Enrollment.customer_id)).all() == ["early"]

@@ -35,20 +35,15 @@ from omnicascade.db.session import session_scope
 from omnicascade.reports.build import build_report
 from omnicascade.reports.format import reasons
 from omnicascade.vocabulary import REASON_LABELS, SkipReason
-from omnicascade.workflows.cascade import CustomerCascade
-from omnicascade.workflows.types import DeliverInput, StepPlan
+from omnicascade.workflows.types import DeliverInput, Stage, StepPlan
 from tests.helpers.campaigns import FULL, write_campaign
 from tests.helpers.cascades import (
     add_customers,
+    cascade_of,
     convert,
     deliveries,
-    enroll,
-    finish,
-    handle,
     outbox,
     outbox_activities,
-    running_worker,
-    wait_state,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -293,27 +288,25 @@ async def test_a_rehearsal_defers_on_its_own_clock_and_sends_when_the_hour_comes
 
 # --- the cascade on the time-skipping server ---------------------------------------------
 
-async def _deferred_cascade(ts_env, settings, tmp_path):  # noqa: ANN001
+async def _tokyo_customer(ts_env, settings, tmp_path):  # noqa: ANN001
     """One customer in Tokyo whose opens come at the same time every day, about 5½ hours
-    after the server's clock: enrolled, with the email deferred to that hour."""
+    after the server's clock; the best-send-time campaign and that favourite time."""
     add_customers(settings, {"id": "s1", **FULL, "timezone": "Asia/Tokyo"})
     server_now = (await ts_env.get_current_time()).astimezone(UTC)
     favourite = server_now + timedelta(hours=5, minutes=30)
     store_history(settings, "s1", daily_at(server_now, TOKYO, timedelta(hours=5, minutes=30)))
-    campaign = write_campaign(tmp_path / "sto", STO_YAML)
-    _, [e] = await enroll(ts_env.client, settings, campaign, ["s1"])
-    h = handle(ts_env.client, e.id)
-    await wait_state(h, "step 0 (email) deferred")
-    return e, h, favourite
+    return write_campaign(tmp_path / "sto", STO_YAML), favourite
 
 
 @pytest.mark.db
 @pytest.mark.asyncio
 async def test_the_send_waits_for_the_customers_best_hour(ts_env, settings, tmp_path):
-    async with running_worker(ts_env, settings):
-        e, h, favourite = await _deferred_cascade(ts_env, settings, tmp_path)
-        assert await finish(ts_env, h) == "completed"
-        progress = await h.query(CustomerCascade.progress)
+    campaign, favourite = await _tokyo_customer(ts_env, settings, tmp_path)
+    async with cascade_of(ts_env, settings, campaign, ["s1"]) as c:
+        await c.wait("s1", Stage.DEFERRED, "0")  # the email deferred to that hour
+        assert await c.finish("s1") == "completed"
+        progress = await c.progress("s1")
+    [e] = c.rows
     steps = [(x.step, x.status, x.reason) for x in progress.timeline]
     assert steps == [("0", "deferred", "send_time"), ("0", "sent", None), ("1", "sent", None)]
     due, sent = (datetime.fromisoformat(x.at) for x in progress.timeline[:2])
@@ -329,11 +322,14 @@ async def test_the_send_waits_for_the_customers_best_hour(ts_env, settings, tmp_
 @pytest.mark.asyncio
 async def test_a_conversion_during_the_wait_for_the_best_hour_ends_the_cascade(
         ts_env, settings, tmp_path):
-    async with running_worker(ts_env, settings):
-        e, h, _ = await _deferred_cascade(ts_env, settings, tmp_path)
+    campaign, _ = await _tokyo_customer(ts_env, settings, tmp_path)
+    async with cascade_of(ts_env, settings, campaign, ["s1"]) as c:
+        await c.wait("s1", Stage.DEFERRED, "0")
         await convert(ts_env.client, settings, "s1")
-        assert await finish(ts_env, h) == "converted"
-    assert deliveries(settings, e.id) == {"0": ("deferred", "send_time")}  # never sent
+        assert await c.finish("s1") == "converted"
+    [e] = c.rows
+    # never sent, and no longer shown pending (issue 27: ended means ended)
+    assert deliveries(settings, e.id) == {"0": ("skipped", "converted")}
     assert outbox(settings, "s1") == []
 
 
@@ -366,16 +362,13 @@ async def test_an_experiment_with_and_without_best_send_time_reports_them_apart(
     for cid in people:
         add_customers(settings, {"id": cid, **FULL, "timezone": "Asia/Tokyo"})
         store_history(settings, cid, daily_at(server_now, TOKYO, timedelta(hours=6, minutes=30)))
-    async with running_worker(ts_env, settings):
-        run_id, rows = await enroll(ts_env.client, settings, campaign, people)
-        by_id = {r.customer_id: r for r in rows}
-        await wait_state(handle(ts_env.client, by_id[first["best_time"]].id),
-                         "step 0 (email) deferred")
-        await wait_state(handle(ts_env.client, by_id[first["control"]].id), "waiting after")
+    async with cascade_of(ts_env, settings, campaign, people) as c:
+        await c.wait(first["best_time"], Stage.DEFERRED, "0")
+        await c.wait(first["control"], Stage.WAITING)
         with session_scope(settings.db_url) as s:
-            report = build_report(run_id, session=s, settings=settings)
-        for r in rows:  # both still wait on a timer: they must not outlive their worker
-            await handle(ts_env.client, r.id).terminate()
+            report = build_report(c.run_id, session=s, settings=settings)
+        for cid in people:  # both still wait on a timer: they must not outlive their worker
+            await c.handle(cid).terminate()
     funnels = report["funnel"]["by_variant"]
     control, best = funnels["control"][0], funnels["best_time"][0]
     assert (control["sent"], control["timed"]) == (1, 0)

@@ -9,6 +9,7 @@ from omnicascade.channels.base import Message, PermanentSendError, RetryableSend
 from omnicascade.channels.fcm_push import AnonymousCredential, FcmChannel, FcmSettings
 from omnicascade.channels.registry import build_channels
 from omnicascade.errors import ConfigError
+from tests.helpers.env import reread
 from tests.helpers.fake_provider import DROP, FakeProvider, Reply, refused_url
 
 MSG = Message(delivery_id="enr_abc:3", channel="push", to="device-token-xyz",
@@ -95,11 +96,11 @@ def test_anonymous_credentials_are_refused_in_production(monkeypatch, settings):
     monkeypatch.setenv("OMNICASCADE_PUSH_PROVIDER", "fcm")
     monkeypatch.setenv("OMNICASCADE_FCM_PROJECT_ID", "demo-shop")
     monkeypatch.setenv("OMNICASCADE_FCM_CREDENTIALS_FILE", "anonymous")
-    channels = build_channels(settings)
+    channels = build_channels(reread(settings))
     assert channels["push"].provider == "fcm"
     channels["push"].close()
     with pytest.raises(ConfigError, match="anonymous"):
-        build_channels(settings.model_copy(update={"env": "production"}))
+        build_channels(reread(settings.model_copy(update={"env": "production"})))
 
 
 

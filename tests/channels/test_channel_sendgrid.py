@@ -9,6 +9,7 @@ from omnicascade.channels.base import Message, PermanentSendError, RetryableSend
 from omnicascade.channels.registry import build_channels
 from omnicascade.channels.sendgrid_email import SendGridChannel, SendGridSettings
 from omnicascade.errors import ConfigError
+from tests.helpers.env import reread
 from tests.helpers.fake_provider import DROP, FakeProvider, Reply, refused_url
 
 KEY = "SG.test-key-0123456789"
@@ -102,17 +103,17 @@ def test_configured_from_the_environment(monkeypatch, settings):
     monkeypatch.setenv("OMNICASCADE_EMAIL_PROVIDER", "sendgrid")
     monkeypatch.setenv("OMNICASCADE_SENDGRID_API_KEY", KEY)
     monkeypatch.setenv("OMNICASCADE_SENDGRID_FROM_EMAIL", "shop@example.com")
-    channels = build_channels(settings)
+    channels = build_channels(reread(settings))
     assert channels["email"].provider == "sendgrid" and channels["sms"].provider == "outbox"
     monkeypatch.delenv("OMNICASCADE_SENDGRID_FROM_EMAIL")
     with pytest.raises(ConfigError, match="OMNICASCADE_SENDGRID_FROM_EMAIL"):
-        build_channels(settings)
+        build_channels(reread(settings))
     monkeypatch.setenv("OMNICASCADE_SENDGRID_FROM_EMAIL", "shop@example.com")
     monkeypatch.setenv("OMNICASCADE_SENDGRID_API_KEY", "changeme")
-    build_channels(settings)  # development: accepted
+    build_channels(reread(settings))  # development: accepted
     prod = settings.model_copy(update={"env": "production"})
     with pytest.raises(ConfigError, match="OMNICASCADE_SENDGRID_API_KEY.*placeholder"):
-        build_channels(prod)
+        build_channels(reread(prod))
     monkeypatch.setenv("OMNICASCADE_EMAIL_PROVIDER", "mailgun")
     with pytest.raises(ConfigError, match="'mailgun' is not a provider for email.*sendgrid"):
-        build_channels(settings)
+        build_channels(reread(settings))

@@ -142,7 +142,7 @@ async def test_pacing_waits_before_the_last_guard_so_a_conversion_during_it_stop
     from omnicascade.channels.outbox import OutboxChannel
     from omnicascade.db.models import Delivery
     from omnicascade.db.session import session_scope
-    from omnicascade.reports.runs import sends_after_conversion
+    from omnicascade.reports.run_views import sends_after_conversion
     from omnicascade.vocabulary import CHANNELS
     from omnicascade.workflows.types import StepPlan
     from tests.helpers.campaigns import FULL, write_campaign

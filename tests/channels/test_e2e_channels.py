@@ -26,6 +26,7 @@ from omnicascade.workflows.cascade import CustomerCascade
 from tests.helpers.api import SECRET
 from tests.helpers.campaigns import write_campaign
 from tests.helpers.cascades import add_customers, deliveries, enroll, finish, handle
+from tests.helpers.env import reread
 from tests.helpers.fake_provider import FakeProvider, Reply
 from tests.helpers.waiting import eventually
 
@@ -59,9 +60,9 @@ async def stack(dev_env, settings, tmp_path, monkeypatch):
                 "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_FROM_NUMBER": "+15005550006",
                 "TWILIO_API_BASE_URL": twilio.url}.items():
             monkeypatch.setenv(f"OMNICASCADE_{name}", value)
-        settings = settings.model_copy(update={
+        settings = reread(settings.model_copy(update={
             "search_attributes": True, "public_url": PUBLIC,
-            "temporal_address": dev_env.client.service_client.config.target_host})
+            "temporal_address": dev_env.client.service_client.config.target_host}))
         http = httpx.AsyncClient(transport=httpx.ASGITransport(
             app=create_app(settings, dev_env.client)), base_url="http://api")
         async with build_worker(dev_env.client, settings, build_channels(settings)):

@@ -27,6 +27,7 @@ from omnicascade.workflows.types import StepPlan
 from tests.helpers.api import asgi_client
 from tests.helpers.campaigns import FULL
 from tests.helpers.cascades import add_customers, deliver_now, enroll
+from tests.helpers.env import reread
 from tests.helpers.fake_provider import SignalRecorder
 
 pytestmark = pytest.mark.db  # also on PostgreSQL when tests/pg.py has one
@@ -53,6 +54,7 @@ def signed(key: ec.EllipticCurvePrivateKey, body: bytes, ts: str | None = None
 async def hook(settings, campaign_file, monkeypatch):
     key = ec.generate_private_key(ec.SECP256R1())
     monkeypatch.setenv("OMNICASCADE_SENDGRID_WEBHOOK_PUBLIC_KEY", public_b64(key))
+    settings = reread(settings)
     add_customers(settings, {"id": "c1", **FULL})
     _, [e] = await enroll(None, settings, campaign_file, ["c1"], start=False)  # type: ignore
     sent = await deliver_now(settings, e.id, StepPlan("0", 0, "email", "t_email", 86400))
@@ -148,7 +150,7 @@ async def test_forged_or_unsigned_events_are_refused_and_change_nothing(hook):
 async def test_unconfigured_webhook_refuses_everything(hook, monkeypatch):
     settings, key, _http, *_ = hook
     monkeypatch.delenv("OMNICASCADE_SENDGRID_WEBHOOK_PUBLIC_KEY")
-    app = create_app(settings, SignalRecorder())
+    app = create_app(reread(settings), SignalRecorder())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://api") as fresh:
         r = await fresh.post("/webhooks/sendgrid", content=b"[]", headers=signed(key, b"[]"))

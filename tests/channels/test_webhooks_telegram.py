@@ -20,6 +20,7 @@ from omnicascade.workflows.types import StepPlan
 from tests.helpers.api import asgi_client
 from tests.helpers.campaigns import TEMPLATES, write_campaign
 from tests.helpers.cascades import add_customers, deliver_now, enroll, outbox, outbox_activities
+from tests.helpers.env import reread
 
 pytestmark = pytest.mark.db  # also on PostgreSQL when tests/pg.py has one
 
@@ -32,6 +33,7 @@ EMAIL = StepPlan("0", 0, "email", "t_email", 86400)
 async def tg(settings, tmp_path, monkeypatch):
     monkeypatch.setenv("OMNICASCADE_TELEGRAM_WEBHOOK_SECRET", SECRET)
     monkeypatch.setenv("OMNICASCADE_TELEGRAM_BOT_USERNAME", "@shop_bot")
+    settings = reread(settings)
     templates = dict(TEMPLATES, **{"t_email.txt.j2": "Get updates in Telegram: "
                                                      "{{ telegram_link }}"})
     campaign = write_campaign(tmp_path / "tg", templates=templates)
@@ -117,8 +119,10 @@ async def test_wrong_or_missing_secret_changes_nothing(tg):
 
 
 async def test_link_without_a_bot_username_fails_the_step_loudly(tg, monkeypatch):
-    settings, _, _, acts, campaign = tg
+    settings, _, _, _, campaign = tg
     monkeypatch.delenv("OMNICASCADE_TELEGRAM_BOT_USERNAME")
+    settings = reread(settings)  # a worker started without the bot's username
+    acts = outbox_activities(settings)
     _, [e] = await enroll(None, settings, campaign, ["c1"], start=False)  # type: ignore
     result = await deliver_now(settings, e.id, EMAIL, acts)
     assert result.status == "failed" and "OMNICASCADE_TELEGRAM_BOT_USERNAME" in result.reason

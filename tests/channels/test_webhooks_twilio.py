@@ -18,6 +18,7 @@ from omnicascade.workflows.types import StepPlan
 from tests.helpers.api import asgi_client
 from tests.helpers.campaigns import FULL
 from tests.helpers.cascades import add_customers, deliver_now, enroll
+from tests.helpers.env import reread
 from tests.helpers.fake_provider import SignalRecorder
 
 pytestmark = pytest.mark.db  # also on PostgreSQL when tests/pg.py has one
@@ -30,6 +31,7 @@ BOUND = "http://127.0.0.1:8787"  # no public URL: the address the API is bound t
 @pytest.fixture
 async def hook(settings, campaign_file, monkeypatch):
     monkeypatch.setenv("OMNICASCADE_TWILIO_AUTH_TOKEN", TOKEN)
+    settings = reread(settings)
     add_customers(settings, {"id": "c1", **FULL})
     _, [e] = await enroll(None, settings, campaign_file, ["c1"], start=False)  # type: ignore
     sent = await deliver_now(settings, e.id, StepPlan("1", 1, "sms", "t_sms", 86400))

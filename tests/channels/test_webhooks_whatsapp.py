@@ -18,12 +18,14 @@ from twilio.request_validator import RequestValidator
 from omnicascade.activities.ledger import engaged_before
 from omnicascade.api.app import create_app
 from omnicascade.cascade.conversations import window_open
-from omnicascade.db.models import Delivery, DeliveryEvent, Suppression, utcnow
+from omnicascade.clock import now_utc
+from omnicascade.db.models import Delivery, DeliveryEvent, Suppression
 from omnicascade.db.session import session_scope
 from omnicascade.reports.funnel import OPEN_TRACKING
 from omnicascade.workflows.types import StepPlan
 from tests.helpers.api import asgi_client
 from tests.helpers.cascades import add_customers, deliver_now, enroll
+from tests.helpers.env import reread
 from tests.helpers.fake_provider import SignalRecorder
 from tests.helpers.whatsapp import WA_CUSTOMER, write_wa_campaign
 
@@ -39,6 +41,7 @@ SMS_STEP = StepPlan("1", 1, "sms", "t_sms", 86400)
 @pytest.fixture
 async def hook(settings, tmp_path, monkeypatch):
     monkeypatch.setenv("OMNICASCADE_TWILIO_AUTH_TOKEN", TOKEN)
+    settings = reread(settings)
     add_customers(settings, WA_CUSTOMER)
     _, [e] = await enroll(None, settings, write_wa_campaign(tmp_path / "c"),  # type: ignore
                           ["c1"], start=False)
@@ -120,14 +123,14 @@ async def test_stop_suppresses_whatsapp_only_and_start_lifts_it(hook):
 async def test_an_inbound_message_opens_the_window_and_is_a_reply(hook):
     settings, post, _, e = hook
     with session_scope(settings.db_url) as s:
-        assert not window_open("whatsapp", PHONE, utcnow(), session=s)
+        assert not window_open("whatsapp", PHONE, now_utc(), session=s)
     await post(_inbound("Does it come in blue?", "SMin3"))
     await post(_inbound("Does it come in blue?", "SMin3"))  # redelivered: once
     assert _events(settings) == [(f"{e.id}:0", "reply")]
     with session_scope(settings.db_url) as s:
-        assert window_open("whatsapp", PHONE, utcnow(), session=s)
-        assert not window_open("whatsapp", PHONE, utcnow() + timedelta(hours=25), session=s)
-        assert not window_open("sms", PHONE, utcnow(), session=s)
+        assert window_open("whatsapp", PHONE, now_utc(), session=s)
+        assert not window_open("whatsapp", PHONE, now_utc() + timedelta(hours=25), session=s)
+        assert not window_open("sms", PHONE, now_utc(), session=s)
     # the next step's `skip_if: [replied]` sees it: the SMS is not sent
     assert _engaged(settings, e, {"replied"}) == {"replied"}
     skipped = await deliver_now(settings, e.id, SMS_STEP)
@@ -141,7 +144,7 @@ async def test_replies_link_only_to_their_own_channel_and_number(hook):
     assert _events(settings) == [(None, "inbound"), (None, "inbound")]
     assert _engaged(settings, e, {"replied"}) == frozenset()
     with session_scope(settings.db_url) as s:  # the stranger's window is open all the same
-        assert window_open("whatsapp", "+4915112345699", utcnow(), session=s)
+        assert window_open("whatsapp", "+4915112345699", now_utc(), session=s)
     # an SMS reply links to the SMS delivery once one went out to that number
     assert (await deliver_now(settings, e.id, StepPlan("1", 1, "sms", "t_sms", 86400)
                               )).status == "sent"

@@ -70,6 +70,29 @@ def test_invalid_campaign_is_reported_and_nothing_written(tmp_path: Path, case: 
     assert not home.exists()
 
 
+def test_every_problem_of_yaml_templates_and_data_in_one_run_sorted(tmp_path: Path) -> None:
+    """Issue 27 (5): a bad trigger.key, a misspelt `wiat` and customer.frist_name in a
+    template are reported together (not the template's after the YAML's are fixed), sorted
+    by file and line."""
+    text = CASCADE_YAML.replace("trigger: {event: cart_abandoned}",
+                                "trigger: {event: cart_abandoned, key: cart id}").replace(
+        "template: t_sms,      wait: 24h", "template: t_sms, wiat: 24h")
+    path = write_campaign(tmp_path / "c", text, {
+        **TEMPLATES, "t_telegram.txt.j2": "Hi {{ customer.frist_name }}"})
+    audience = tmp_path / "people.csv"
+    audience.write_text("id,email,first_name\nc1,c1@example.com,Ada\n")
+    r = run_cli("campaign", "validate", str(path), "--audience", str(audience),
+                env=home_env(tmp_path / "home"), cwd=tmp_path, ok=False)
+    problems = [ln.strip() for ln in r.stderr.splitlines() if ln.startswith("  ")]
+    template = str(path.parent / "templates" / "t_telegram.txt.j2")
+    assert [p.split(": ", 1)[0] for p in problems] == [
+        f"{path}:2:39", f"{path}:9:42", f"{template}:1:16"], r.stderr
+    assert "'cart id' is not a field name" in problems[0]
+    assert "unknown key 'wiat' (did you mean 'wait'?)" in problems[1]
+    assert "unknown customer attribute 'frist_name' (did you mean 'first_name'?)" in \
+        problems[2]
+
+
 def test_missing_campaign_file(tmp_path: Path) -> None:
     home = tmp_path / "home"
     r = run_cli("campaign", "validate", str(tmp_path / "nope.yaml"), env=home_env(home), cwd=tmp_path)
@@ -91,7 +114,7 @@ def _walk(cmd: Any, path: str) -> list[tuple[str, Any]]:
 def test_every_command_has_help() -> None:
     commands = _walk(typer.main.get_command(app), "omnicascade")
     names = {p for p, _ in commands}
-    # the commands DESIGN.md promises
+    # the commands docs/architecture.md §4 promises
     for expected in ["server", "demo", "campaign validate", "campaign launch",
                      "campaign preview", "customers import", "customers show", "runs list",
                      "runs show", "outbox", "convert", "report", "worker", "api", "db upgrade"]:
@@ -107,3 +130,5 @@ def test_help_runs_for_every_command() -> None:
         r = CliRunner().invoke(app, [*args, "--help"])
         assert r.exit_code == 0, (path, r.output)
         assert "Usage" in r.output
+        # a flag takes no value: no type tag (`--live <bool>`, `--help <bool>`) after it
+        assert "<bool>" not in r.output, (path, r.output)

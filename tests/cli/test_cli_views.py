@@ -135,4 +135,17 @@ def test_a_rehearsal_reads_in_campaign_time(seeded, cli, settings):
     assert NINE.fullmatch(data["messages"][0]["status_label"]), data["messages"]
     text = cli("customers", "show", "bob")
     assert NINE.search(text) and "rehearsal ×3600" in text
-    assert "×3600 ·" in text  # timeline times are campaign times, marked
+    assert "campaign time ×3600" in text  # real time first, campaign time labelled
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_convert_for_an_unknown_customer_warns_on_stderr_and_exits_0(settings, tmp_path,
+                                                                      as_json):
+    """Issue 27 (4): stored all the same, but not in silence."""
+    env = home_env(tmp_path / "home", OMNICASCADE_DATABASE_URL=settings.db_url)
+    r = run_cli("convert", "--customer", "s-nobody", "--type", "order_placed",
+                *(["--json"] if as_json else []), env=env, ok=True)
+    assert "no customer s-nobody: stored as an unmatched conversion" in r.stderr
+    assert "s-nobody" in r.stdout
+    if as_json:
+        assert json.loads(r.stdout)["matched"] is False  # stdout keeps the JSON shape

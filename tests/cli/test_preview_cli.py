@@ -72,3 +72,33 @@ def test_preview_shows_the_whatsapp_template_and_its_variables(tmp_path):
     assert f"WhatsApp template {CONTENT_SID}: {{{{1}}}} = Ana" in text
     r = run_cli("campaign", "preview", str(campaign), "--customer", "w2", "--json", env=env)
     assert json.loads(r.stdout)[0]["skipped"] == "no_consent"  # WhatsApp is opt-in
+
+
+def test_audience_preview_names_the_holdout_and_the_currency(tmp_path):
+    """14 customers with `holdout: 10%` can leave the holdout empty (a hash decides): the
+    summary says so instead of leaving the row out; every cost names its currency."""
+    from omnicascade.campaign.load import load_campaign
+    from omnicascade.campaign.variants import assign_variant
+    env = home_env(tmp_path / "home")
+    campaign = write_campaign(tmp_path / "c", EXPERIMENT)
+    spec = load_campaign(campaign).spec
+    ids = [f"h{i}" for i in range(100) if assign_variant(spec, f"h{i}") != "holdout"][:14]
+    people = tmp_path / "people.csv"
+    people.write_text("id,email,phone\n" + "".join(
+        f"{i},{i}@example.com,+49151123{n:05d}\n" for n, i in enumerate(ids)))
+    r = run_cli("campaign", "preview", str(campaign), "--audience", str(people), "--json",
+                env=env)
+    summary = json.loads(r.stdout)
+    assert summary["variants"]["holdout"] == 0 and summary["currency"] == "USD"
+    assert summary["holdout"] == {"percent": 10.0, "customers": 0,
+                                  "note": "holdout of 0 customers (10% of 14)"}
+    text = run_cli("campaign", "preview", str(campaign), "--audience", str(people),
+                   env=env).stdout
+    assert "holdout of 0 customers (10% of 14): too few for a lift" in text
+    assert f"per 1,000 customers (nobody converts): {summary['cost_per_1000']:.2f} USD" in text
+    assert run_cli("customers", "import", str(people), env=env).returncode == 0
+    r = run_cli("campaign", "preview", str(campaign), "--customer", ids[0], "--json", env=env)
+    sms = next(m for m in json.loads(r.stdout) if m["channel"] == "sms")
+    assert (sms["cost"], sms["currency"]) == (0.05, "USD")
+    text = run_cli("campaign", "preview", str(campaign), "--customer", ids[0], env=env).stdout
+    assert "1 SMS segment(s) · 0.05 USD" in text

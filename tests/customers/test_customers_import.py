@@ -223,7 +223,8 @@ def test_cli_import_good_file(tmp_path: Path) -> None:
 
     r = run_cli("customers", "import", "--json", str(path), env=home_env(home), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == {"imported": 3, "created": 0, "updated": 3}
+    assert json.loads(r.stdout) == {"imported": 3, "created": 0, "updated": 3,
+                                    "skipped": {"erased": 0}}
 
 
 @pytest.mark.parametrize("name, text, line, words", [

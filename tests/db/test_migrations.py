@@ -19,7 +19,8 @@ pytestmark = pytest.mark.db
 
 TABLES = {"customers", "runs", "enrollments", "deliveries", "conversions", "events",
           "outbox_messages", "suppressions", "delivery_events", "telegram_links",
-          "request_signatures"}
+          "request_signatures", "login_attempts", "console_sessions", "erased_subjects",
+          "erasures", "experiment_decisions", "allocation_updates"}
 
 
 def _revisions(url: str) -> list[str]:

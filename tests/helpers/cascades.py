@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,10 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from omnicascade.activities.deliver import DeliverActivities
 from omnicascade.campaign.load import load_campaign
+from omnicascade.cascade.cascade_input import cascade_input
 from omnicascade.cascade.conversions import ConversionIn, record_conversion, tell_cascades
 from omnicascade.cascade.enroll import create_run, enroll_customers
 from omnicascade.cascade.lifecycle import activate
-from omnicascade.cascade.plan import cascade_input
 from omnicascade.cascade.temporal import start_cascade, workflow_id
 from omnicascade.cascade.versions import Versioning, apply_version, enrolling_version
 from omnicascade.channels.base import Channel, Message, SendResult
@@ -31,7 +32,7 @@ from omnicascade.db.session import session_scope
 from omnicascade.runtime.worker import build_worker
 from omnicascade.vocabulary import CHANNELS
 from omnicascade.workflows.cascade import CustomerCascade
-from omnicascade.workflows.types import DeliverInput, DeliverResult, Progress, StepPlan
+from omnicascade.workflows.types import DeliverInput, DeliverResult, Progress, Stage, StepPlan
 from tests.helpers.waiting import eventually
 
 
@@ -147,13 +148,68 @@ async def running_worker(env: WorkflowEnvironment, settings: Settings,
         yield
 
 
-async def wait_state(h: WorkflowHandle, prefix: str, timeout: float = 20.0) -> Progress:
-    """Poll the progress query (which never advances the skipped clock) until the cascade's
-    state starts with `prefix`."""
+@dataclass
+class Cascades:
+    """A launched run's enrollments with their workflows on the running worker: one place for
+    what a cascade test does to a customer's cascade (see `cascade_of`)."""
+
+    env: WorkflowEnvironment
+    settings: Settings
+    run_id: str
+    rows: list[Enrollment]
+
+    @property
+    def client(self) -> Client:
+        return self.env.client
+
+    def row(self, customer_id: str) -> Enrollment:
+        """The enrollment of `customer_id` as enrolled (its status then, not now)."""
+        [e] = [r for r in self.rows if r.customer_id == customer_id]
+        return e
+
+    def handle(self, customer_id: str) -> WorkflowHandle:
+        return handle(self.client, self.row(customer_id).id)
+
+    async def wait(self, customer_id: str, stage: Stage, step: str | None = None,
+                   timeout: float = 20.0) -> Progress:
+        return await wait_state(self.handle(customer_id), stage, step, timeout)
+
+    async def finish(self, customer_id: str, timeout: float = 60) -> Any:
+        return await finish(self.env, self.handle(customer_id), timeout)
+
+    async def progress(self, customer_id: str) -> Progress:
+        progress: Progress = await self.handle(customer_id).query(CustomerCascade.progress)
+        return progress
+
+
+@asynccontextmanager
+async def cascade_of(env: WorkflowEnvironment, settings: Settings, campaign: Path,
+                     customers: Sequence[dict[str, Any] | str], channel: Channel | None = None,
+                     event: dict[str, Any] | None = None) -> AsyncIterator[Cascades]:
+    """The cascade set-up every cascade test repeats: add the `customers` (dicts; a plain id
+    is a customer added earlier), start the real worker (every channel on `channel`, default
+    the outbox), enroll them all into a new run of `campaign` and start their workflows. The
+    worker stops when the block ends; `Cascades.rows` stay readable after it."""
+    new = [c for c in customers if isinstance(c, dict)]
+    if new:
+        add_customers(settings, *new)
+    ids = [c if isinstance(c, str) else c["id"] for c in customers]
+    async with running_worker(env, settings, channel):
+        run_id, rows = await enroll(env.client, settings, campaign, ids, event=event)
+        yield Cascades(env, settings, run_id, rows)
+
+
+async def wait_state(h: WorkflowHandle, stage: Stage, step: str | None = None,
+                     timeout: float = 20.0) -> Progress:
+    """Poll the progress query (which never advances the skipped clock) until the cascade
+    is at `stage` (of `step`, when given): the workflow's Stage, never its words."""
     async def reached() -> Progress | None:
         progress: Progress = await h.query(CustomerCascade.progress)
-        return progress if progress.state.startswith(prefix) else None
-    return await eventually(reached, f"the cascade's state {prefix!r}", timeout)
+        if progress.stage == stage and (step is None or progress.step == step):
+            return progress
+        return None
+    where = f"{stage}" + (f" of step {step}" if step is not None else "")
+    return await eventually(reached, f"the cascade at {where}", timeout)
 
 
 def times(progress: Progress) -> list[datetime]:

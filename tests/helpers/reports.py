@@ -15,6 +15,7 @@ from omnicascade.cascade.enroll import create_run
 from omnicascade.config import Settings
 from omnicascade.db.models import ConversionEvent, Delivery, DeliveryEvent, Enrollment, Run
 from omnicascade.db.session import session_scope
+from omnicascade.vocabulary import WENT_OUT
 from tests.helpers.campaigns import write_campaign
 
 EXPERIMENT_YAML = """\
@@ -68,7 +69,9 @@ def send(s: Session, e: Enrollment, index: int, channel: str, at: datetime,
                  customer_id=e.customer_id, step_key=key, step_index=index, phase=phase,
                  channel=channel, template=f"t_{channel}", status=status, reason=reason,
                  provider="outbox", created_at=at, sent_at=at if status == "sent" else None,
-                 cost=(COST[channel] if cost is None else cost) if status == "sent" else None)
+                 # priced as the ledger prices: whatever went out, or may have (unknown)
+                 cost=(COST[channel] if cost is None else cost) if status in WENT_OUT
+                 else None)
     s.add(d)
     for i, name in enumerate(feedback):
         s.add(DeliveryEvent(delivery_id=d.id, provider="sendgrid", event=name,

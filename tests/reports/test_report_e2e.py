@@ -15,12 +15,13 @@ import pytest
 from sqlalchemy import select
 
 from omnicascade.campaign.load import load_campaign
+from omnicascade.cascade.cascade_input import cascade_input
 from omnicascade.cascade.conversions import ConversionIn, record_conversion, tell_cascades
 from omnicascade.cascade.enroll import create_run, enroll_customers
 from omnicascade.cascade.lifecycle import activate
-from omnicascade.cascade.plan import cascade_input
 from omnicascade.cascade.temporal import start_cascade
-from omnicascade.db.models import Delivery, Enrollment, utcnow
+from omnicascade.clock import now_utc
+from omnicascade.db.models import Delivery, Enrollment
 from omnicascade.db.session import session_scope
 from omnicascade.reports.build import build_report
 from tests.helpers.campaigns import FULL, write_campaign
@@ -71,7 +72,7 @@ async def finished_run(ts_env, settings, tmp_path) -> str:
         for e in rows:
             e.variant = next(v for v, g in PEOPLE.items() if e.customer_id in g)
             if e.variant == "holdout":  # no cascade at all; only their purchases count
-                e.status, e.started_at, e.finished_at = "completed", utcnow(), utcnow()
+                e.status, e.started_at, e.finished_at = "completed", now_utc(), now_utc()
         s.flush()
         inputs = {e.customer_id: cascade_input(run, e, settings) for e in rows
                   if e.variant != "holdout"}

@@ -15,7 +15,7 @@ from omnicascade.db.models import Enrollment
 from omnicascade.db.session import session_scope
 from omnicascade.reports import stats
 from omnicascade.reports.build import build_report, export
-from omnicascade.reports.runs import run_show, runs_list
+from omnicascade.reports.run_views import run_show, runs_list
 from tests.helpers.reports import T0, conversion, launch, member, send
 
 

@@ -69,9 +69,12 @@ def test_a_rehearsal_reads_in_campaign_time(settings, tmp_path):
     with session_scope(settings.db_url) as s:
         paths = export(rid, tmp_path / "csv", session=s, settings=settings)
     [row] = csv.DictReader(paths[0].open())
+    # issue 27 (7): one clock per column — real time with its offset, campaign time apart
     assert (row["enrolled_at"], row["converted_at"], row["hours_to_convert"],
-            row["hours_since_credited_message"]) == ("2025-03-03 09:00:00",
-                                                     "2025-03-05 21:00:00", "60", "50")
+            row["hours_since_credited_message"]) == ("2025-03-03T09:00:00+00:00",
+                                                     "2025-03-03T09:01:00+00:00", "60", "50")
+    assert (row["campaign_time"], row["converted_campaign_time"]) == (
+        "2025-03-03T09:00:00+00:00", "2025-03-05T21:00:00+00:00")
 
 
 def test_a_live_run_reads_in_wall_time(settings, tmp_path):
@@ -81,6 +84,12 @@ def test_a_live_run_reads_in_wall_time(settings, tmp_path):
     assert r["rehearsal"] is None
     assert r["variants"]["default"]["hours_to_convert"]["median"] == round(1 / 60, 4)
     assert "rehearsal ×" not in text_of(r) and 'id="rehearsal"' not in render_html(r)
+    with session_scope(settings.db_url) as s:
+        paths = export(rid, tmp_path / "csv", session=s, settings=settings)
+    [row] = csv.DictReader(paths[0].open())
+    assert (row["enrolled_at"], row["converted_at"]) == ("2025-03-03T09:00:00+00:00",
+                                                         "2025-03-03T09:01:00+00:00")
+    assert "campaign_time" not in row  # a live run has one clock
 
 
 def test_unmatched_conversions_of_the_runs_types_during_its_life(settings, tmp_path):

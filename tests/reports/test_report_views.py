@@ -109,3 +109,23 @@ def test_one_variant_needs_no_variant_column(settings, tmp_path):
     header = next(line for line in text_of(r).split("Funnel", 1)[1].splitlines()
                   if "channel" in line)
     assert "variant" not in header and "variant</th><th class=l>step" not in render_html(r)
+
+
+def test_an_empty_holdout_says_why_there_is_no_lift(settings, tmp_path):
+    """`holdout: 10%` of 14 customers can take nobody (a hash decides): the report keeps
+    `lift: null` and says why, in JSON, the terminal and the HTML page."""
+    rid = launch(settings, tmp_path / "campaign")  # holdout: 10%
+    with session_scope(settings.db_url) as s:
+        for i in range(14):
+            e = member(s, rid, f"m{i:02d}", "control" if i % 2 else "sms_first")
+            send(s, e, 0, "email", T0)
+    with session_scope(settings.db_url) as s:
+        r = build_report(rid, session=s, settings=settings)
+    assert r["lift"] is None
+    assert r["lift_note"] == "holdout of 0 customers (10% of 14)"
+    assert "No lift over the holdout: holdout of 0 customers (10% of 14)" in text_of(r)
+    assert "No lift over the holdout: holdout of 0 customers (10% of 14)" in render_html(r)
+
+
+def test_a_filled_holdout_needs_no_note(report):
+    assert report["lift"] is not None and report["lift_note"] is None

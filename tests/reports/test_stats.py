@@ -143,12 +143,14 @@ def test_verdict_not_yet_significant_says_how_many_more():
     h = 2 * math.asin(math.sqrt(0.115)) - 2 * math.asin(math.sqrt(0.10))
     assert needed == math.ceil(2 * ((norm.ppf(0.975) + norm.ppf(0.8)) / h) ** 2)
     assert not v["significant"] and v["more_per_variant"] == needed - 1000
-    assert v["text"] == (f"not yet significant (B vs A: +1.5 pts, p={cmp['p_value']:.3f}): "
+    assert v["text"] == (f"not yet significant (B 115/1000 vs A 100/1000: +1.5 pts, p={cmp['p_value']:.3f}): "
                          f"need about {needed - 1000:,} more customers per variant for "
                          f"80% power")
 
 
 def test_verdict_with_no_conversions_anywhere():
+    """Issue 27 (10): the variants named, in words ("B: 0/10 vs A 0/10")."""
     cmp = stats.compare(0, 10, 0, 10)
-    assert stats.verdict("A", "B", cmp, 10, 10, 0, 0)["text"] == \
-        "no difference yet: 0/10 vs 0/10 converted"
+    assert stats.verdict("control", "sms_first", cmp, 10, 12, 0, 0)["text"] == \
+        "sms_first: 0/12 vs control 0/10 converted — too few conversions to tell a " \
+        "difference yet"

@@ -20,6 +20,7 @@ from omnicascade.db.session import session_scope
 from omnicascade.runtime import deploy
 from omnicascade.runtime.deploy import proxy_options
 from omnicascade.runtime.server import free_port
+from tests.helpers.env import reread
 from tests.helpers.fake_provider import SignalRecorder
 
 TOKEN = "twilio-auth-token-for-tests-0123"
@@ -38,6 +39,8 @@ def test_omnicascade_api_runs_uvicorn_without_proxy_headers_at_its_own_address(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
     monkeypatch.setattr(deploy.uvicorn, "run", lambda app, **kw: seen.update(kw, app=app))
+    settings = settings.model_copy(update={  # reachable by others: real secrets only
+        "api_token": "a" * 32, "console_password": "a-real-console-password"})
     deploy.run_api_process(settings, host="0.0.0.0", port=9876)
     assert (seen["proxy_headers"], seen["host"], seen["port"]) == (False, "0.0.0.0", 9876)
     assert seen["app"].state.settings.public_base_url() == "http://0.0.0.0:9876"
@@ -54,7 +57,7 @@ async def test_a_spoofed_host_and_proto_cannot_pass_twilio_verification(
         settings: Settings, monkeypatch: pytest.MonkeyPatch, trusted: str) -> None:
     monkeypatch.setenv("OMNICASCADE_TWILIO_AUTH_TOKEN", TOKEN)
     port = free_port()
-    s = settings.model_copy(update={"api_port": port, "trusted_proxies": trusted})
+    s = reread(settings.model_copy(update={"api_port": port, "trusted_proxies": trusted}))
     with session_scope(s.db_url) as db:
         db.add(Suppression(channel="sms", address=PHONE, reason="stop"))
     server = uvicorn.Server(uvicorn.Config(create_app(s, SignalRecorder()),  # type: ignore

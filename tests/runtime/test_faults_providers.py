@@ -20,6 +20,7 @@ from omnicascade.customers.model import CustomerIn
 from omnicascade.runtime.worker import build_worker
 from tests.helpers.campaigns import FULL, write_campaign
 from tests.helpers.cascades import add_customers, deliveries, enroll, finish, handle, outbox
+from tests.helpers.env import reread
 from tests.helpers.fake_provider import FakeProvider, Reply
 from tests.helpers.server import worker_process
 
@@ -105,7 +106,7 @@ async def test_worker_killed_during_the_provider_call_never_resends(dev_env, set
     assert d["1"] == ("sent", None)  # the cascade carried on after the ambiguous step
     assert fake.requests == 1  # the provider saw the email exactly once
     from omnicascade.db.session import read_scope
-    from omnicascade.reports.runs import run_show
+    from omnicascade.reports.run_views import run_show
     with read_scope(settings.db_url) as s:
         steps = run_show(result.run_id, session=s)["steps"]
     assert steps[0]["unknown"] == 1  # surfaced in reports
@@ -135,6 +136,7 @@ async def test_provider_storm_of_429_and_5xx_delivers_each_message_once(
         ids = [f"st{i}" for i in range(8)]
         add_customers(settings, *({"id": i, **FULL} for i in ids))
         campaign = write_campaign(tmp_path / "storm", CAMPAIGN)
+        settings = reread(settings)  # the provider variables, as a worker started now reads
         async with build_worker(ts_env.client, settings, build_channels(settings)):
             _, rows = await enroll(ts_env.client, settings, campaign, ids)
             for e in rows:

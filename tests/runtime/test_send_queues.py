@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from omnicascade.channels.outbox import OutboxChannel
-from omnicascade.channels.queues import ChannelRates, channel_rates, send_queue, send_queues
+from omnicascade.channels.queues import send_queue, send_queues
+from omnicascade.config import Settings, load_settings
 from omnicascade.errors import ConfigError
 from omnicascade.runtime.worker import build_workers
 from omnicascade.vocabulary import CHANNELS
@@ -33,30 +34,23 @@ steps:
 
 @pytest.fixture
 def sms_rate(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("OMNICASCADE_SMS_RATE", "5")
-    channel_rates.cache_clear()
+    monkeypatch.setenv("OMNICASCADE_SMS_RATE", "5")  # read by the `settings` fixture
     yield
     monkeypatch.delenv("OMNICASCADE_SMS_RATE")
-    channel_rates.cache_clear()
 
 
 def test_only_a_channel_with_a_rate_gets_a_queue_of_its_own() -> None:
-    rates = ChannelRates(sms_rate=5, whatsapp_rate=0.5)
-    assert send_queue("tq", "sms", rates) == "tq-send-sms"
-    assert send_queue("tq", "email", rates) is None
-    assert send_queues("tq", rates) == {"sms": ("tq-send-sms", 5.0),
+    rates = Settings(task_queue="tq", sms_rate=5, whatsapp_rate=0.5)
+    assert send_queue(rates, "sms") == "tq-send-sms"
+    assert send_queue(rates, "email") is None
+    assert send_queues(rates) == {"sms": ("tq-send-sms", 5.0),
                                         "whatsapp": ("tq-send-whatsapp", 0.5)}
 
 
 def test_a_bad_rate_is_a_clear_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMNICASCADE_SMS_RATE", "fast")
-    channel_rates.cache_clear()
-    try:
-        with pytest.raises(ConfigError, match="sms_rate"):
-            channel_rates()
-    finally:
-        monkeypatch.delenv("OMNICASCADE_SMS_RATE")
-        channel_rates.cache_clear()
+    with pytest.raises(ConfigError, match="sms_rate"):
+        load_settings()
 
 
 async def scheduled_queues(client, workflow_id: str) -> tuple[list[str], set[str]]:  # noqa: ANN001

@@ -12,7 +12,10 @@ test runs every file against the current code, so a change that is not replay-sa
 `v0/` holds the shapes of the workflow before run control; `v1/` the run-control shapes
 (stop, pause/resume, exit), recorded with the `run-control` patch marker; `v2/` a send on
 a rate-limited channel's own queue (`send-queues` marker; record with
-OMNICASCADE_SMS_RATE=50 set). The v1 command:
+OMNICASCADE_SMS_RATE=50 set); `v3/` a conversion and a stop while a refused send waits
+for its next attempt (`send-interrupts` marker; customers named `refused-*` are refused by
+their provider with Retry-After: 99999999); `v4/` a step the frequency cap skipped, which
+still gets its wait (`cap-spacing` marker). The v1 command:
 
     python -m tests.workflows.record_histories tests/workflows/histories/v1 \
         stopped stopped_follow_up stop_guard paused_resumed exited
@@ -94,13 +97,14 @@ class Recorder:
             upsert_customers([CustomerIn(id=customer_id, **fields)], session=s)
 
     async def start(self, yaml_path: Path, customer_id: str,
-                    keys: tuple[str | None, ...] = (None,)) -> WorkflowHandle:
+                    keys: tuple[str | None, ...] = (None,), live: bool = False
+                    ) -> WorkflowHandle:
         from omnicascade.campaign.load import load_campaign
+        from omnicascade.cascade.cascade_input import cascade_input
         from omnicascade.cascade.enroll import create_run, enroll_customers
-        from omnicascade.cascade.plan import cascade_input
         from omnicascade.cascade.temporal import start_cascade
         with session_scope(self.settings.db_url) as s:  # one cascade per key: the last's
-            run = create_run(load_campaign(yaml_path), session=s, time_scale=SCALE)
+            run = create_run(load_campaign(yaml_path), session=s, time_scale=SCALE, live=live)
             inputs = [cascade_input(run, row, self.settings) for key in keys
                       for row in enroll_customers(run, [customer_id], session=s, key=key,
                                                   event_data={"cart_id": key} if key else None)]
@@ -290,12 +294,69 @@ async def send_queue(r: Recorder) -> WorkflowHandle:
     return h
 
 
+class RefusingOutbox:
+    """The outbox, except that every send to a `refused-*` customer is refused for now with
+    a three-year Retry-After (capped at the retry policy's maximum interval)."""
+
+    provider = "outbox"
+
+    def __init__(self, outbox: Any):
+        self.outbox = outbox
+
+    async def send(self, message: Any) -> Any:
+        from omnicascade.channels.base import RetryableSendError
+        from omnicascade.channels.retry_after import retry_after_seconds
+        if message.customer_id.startswith("refused-"):
+            raise RetryableSendError("provider busy (503)",
+                                     retry_after=retry_after_seconds({"Retry-After": "99999999"}))
+        return await self.outbox.send(message)
+
+
+async def converted_in_back_off(r: Recorder) -> WorkflowHandle:
+    """The email is refused (503, Retry-After capped at 5 min); the customer converts while
+    Temporal waits to retry it: the send is cancelled and the cascade ends converted."""
+    r.customer("refused-conv", **FULL)
+    h = await r.start(r.campaign("backoff-conv", BASE + STEPS), "refused-conv", live=True)
+    await r.delivery(f"{h.id.removeprefix('cascade-')}:0", "retrying")
+    await r.convert("refused-conv", "backoff-order")
+    return h
+
+
+async def stopped_in_back_off(r: Recorder) -> WorkflowHandle:
+    """As above, but `runs stop` during the back-off: the cascade ends stopped at once."""
+    r.customer("refused-stop", **FULL)
+    h = await r.start(r.campaign("backoff-stop", BASE + STEPS), "refused-stop", live=True)
+    await r.delivery(f"{h.id.removeprefix('cascade-')}:0", "retrying")
+    await stop_run(r.run_id, False, r.settings, r.client)
+    return h
+
+
+async def cap_skipped(r: Recorder) -> WorkflowHandle:
+    """The customer got an email from another campaign just now; the cap (1 email a day,
+    `on_cap: skip`) skips step 1, which still gets its wait (`cap-spacing` marker) before
+    step 2 goes out."""
+    from omnicascade.clock import now_utc
+    from omnicascade.db.models import Delivery
+    r.customer("capped", **FULL)
+    with session_scope(r.settings.db_url) as s:
+        now = now_utc()
+        s.add(Delivery(id="earlier:0", enrollment_id="earlier", run_id="earlier",
+                       customer_id="capped", step_key="0", step_index=0, phase="cascade",
+                       channel="email", template="e", status="sent", created_at=now,
+                       sending_at=now, sent_at=now))
+    cap = "frequency_cap: {max: 1, per: 3650d, channels: [email], on_cap: skip}\n"
+    steps = STEPS.replace("template: e, wait: 24h", "template: e, wait: 100d")  # 5 s
+    return await r.start(r.campaign("capped", BASE + steps + cap), "capped")
+
+
 SHAPES: dict[str, Scenario] = {
     "plain": plain, "converted_mid_wait": converted_mid_wait, "follow_up": follow_up,
     "quiet_hours": quiet_hours, "holdout": holdout, "skipped_and_failed": skipped_and_failed,
     "guard_2": guard_2, "stopped": stopped, "stopped_follow_up": stopped_follow_up,
     "stop_guard": stop_guard, "paused_resumed": paused_resumed, "exited": exited,
     "keyed": keyed, "send_queue": send_queue,
+    "converted_in_back_off": converted_in_back_off, "stopped_in_back_off": stopped_in_back_off,
+    "cap_skipped": cap_skipped,
 }
 
 
@@ -314,7 +375,7 @@ async def record(out: Path, names: list[str]) -> None:
                                 env="development", task_queue="histories",
                                 send_initial_retry_s=0.05, pause_recheck_s=0.5)
             upgrade(settings.db_url)
-            outbox = OutboxChannel(settings.db_url)
+            outbox = RefusingOutbox(OutboxChannel(settings.db_url))
             workers = build_workers(env.client, settings,
                                     {c: outbox for c in ("email", "sms", "telegram", "push")})
             recorder = Recorder(env.client, settings, Path(tmp))

@@ -5,7 +5,10 @@ before the restructure (commit c801714) — no run-control patch marker, so they
 that cascades started before run control keep their old path; `histories/v1/` with run
 control (the `run-control` marker): stop mid-wait, stop during a follow-up's delay, a stop
 only the send-time guard saw, pause and resume across a wait, an exit event; `histories/v2/`
-an SMS sent on its rate-limited channel's own task queue (the `send-queues` marker).
+an SMS sent on its rate-limited channel's own task queue (the `send-queues` marker);
+`histories/v3/` a conversion and a stop while a refused send waits for its next attempt,
+the activity cancelled (the `send-interrupts` marker); `histories/v4/` a step the
+frequency cap skipped, which still gets its wait (the `cap-spacing` marker).
 Record new ones with `python -m tests.workflows.record_histories DIR [SHAPE ...]`."""
 
 from __future__ import annotations
@@ -23,7 +26,12 @@ from temporalio.workflow import NondeterminismError
 
 from omnicascade.runtime.worker import FAST_RUNNER, STRICT_RUNNER
 from omnicascade.workflows.cascade import CustomerCascade
-from omnicascade.workflows.types import PATCH_RUN_CONTROL, PATCH_SEND_QUEUES
+from omnicascade.workflows.types import (
+    PATCH_CAP_SPACING,
+    PATCH_RUN_CONTROL,
+    PATCH_SEND_INTERRUPTS,
+    PATCH_SEND_QUEUES,
+)
 
 HERE = Path(__file__).parent / "histories"
 HISTORIES = sorted(HERE.glob("*/*.json"))
@@ -62,6 +70,25 @@ def test_every_run_control_shape_is_committed_with_its_patch_marker():
 def test_the_send_queue_shape_is_committed_with_both_markers():
     assert {p.stem for p in HERE.glob("v2/*.json")} == {"send_queue"}
     assert _patches(HERE / "v2" / "send_queue.json") == {PATCH_RUN_CONTROL, PATCH_SEND_QUEUES}
+
+
+def test_the_back_off_shapes_are_committed_with_the_interrupt_marker():
+    assert {p.stem for p in HERE.glob("v3/*.json")} == {"converted_in_back_off",
+                                                        "stopped_in_back_off"}
+    assert all(_patches(p) == {PATCH_RUN_CONTROL, PATCH_SEND_INTERRUPTS}
+               for p in HERE.glob("v3/*.json"))
+    # every history recorded before it replays the old path: no marker
+    assert not any(PATCH_SEND_INTERRUPTS in _patches(p) for p in HISTORIES
+                   if p.parent.name in ("v0", "v1", "v2"))
+
+
+def test_the_cap_spacing_shape_is_committed_with_its_marker():
+    assert {p.stem for p in HERE.glob("v4/*.json")} == {"cap_skipped"}
+    assert _patches(HERE / "v4" / "cap_skipped.json") == {
+        PATCH_RUN_CONTROL, PATCH_SEND_INTERRUPTS, PATCH_CAP_SPACING}
+    # every history recorded before it replays the old path: no marker
+    assert not any(PATCH_CAP_SPACING in _patches(p) for p in HISTORIES
+                   if p.parent.name != "v4")
 
 
 @pytest.mark.parametrize("runner", [FAST_RUNNER, STRICT_RUNNER], ids=["fast", "strict"])

@@ -9,13 +9,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from omnicascade.api.console import access, campaigns, customers, outbox, runs
+from omnicascade.api.console import access, campaigns, customers, outbox, run_pages
 from omnicascade.api.console.web import HERE, Console
 from omnicascade.config import Settings
 
 
-def mount(app: FastAPI, settings: Settings, secret: str) -> None:
-    app.state.console = Console.create(settings, secret)
-    for module in (access, campaigns, runs, customers, outbox):
+def mount(app: FastAPI, settings: Settings) -> None:
+    app.state.console = Console.create(settings)
+    for module in (access, campaigns, run_pages, customers, outbox):
         app.include_router(module.router)
     app.mount("/static/console", StaticFiles(directory=HERE / "static"), name="console-static")

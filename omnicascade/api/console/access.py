@@ -54,21 +54,23 @@ async def login_page(request: Request) -> Response:
 async def login(request: Request) -> Response:
     console = console_of(request)
     who = request.client.host if request.client else "unknown"
-    wait = console.limiter.retry_after(who)
-    if wait:
-        raise Refused(429, "Too many attempts", f"Too many wrong passwords. Try again in "
-                      f"{wait} seconds.", headers={"Retry-After": str(wait)})
     nonce = request.cookies.get(LOGIN_COOKIE)
     fields = await form(request, console.sessions.login_csrf(nonce) if nonce else
                         secrets.token_hex(16))  # no pre-login cookie: nothing can match
     if console.password is None:
         return _login_page(request, 403)
+    # Counted before the password is checked, however the body arrived (throttle.py).
+    wait = await console.limiter.attempt(who)
+    if wait:
+        raise Refused(429, "Too many attempts", f"Too many login attempts from your "
+                      f"address. Try again in {wait} seconds.",
+                      headers={"Retry-After": str(wait)})
     if not same(fields.get("password", ""), console.password):
-        console.limiter.failed(who)
         return _login_page(request, 401, "Wrong password.", fields.get("next"))
-    console.limiter.succeeded(who)
+    await console.limiter.succeeded(who)
     response = RedirectResponse(_next(fields.get("next")), status_code=303)
-    response.set_cookie(COOKIE, console.sessions.issue(), max_age=int(console.sessions.ttl_s),
+    response.set_cookie(COOKIE, await console.sessions.issue(),
+                        max_age=int(console.sessions.ttl_s),
                         httponly=True, samesite="strict", secure=secure_cookie(request),
                         path="/")
     response.delete_cookie(LOGIN_COOKIE, path="/login")
@@ -77,7 +79,9 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, login: Login = Depends(signed_in)) -> Response:
+    """Ends the session itself, not just this browser's cookie: a copy is refused too."""
     await form(request, login.csrf)
+    await console_of(request).sessions.end(login.sid)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
                            secure=secure_cookie(request))

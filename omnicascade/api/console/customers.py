@@ -1,6 +1,7 @@
-"""Customers: search by id, email or phone (exact match, sent by POST so it stays out of
-URLs and logs), one customer's page by an opaque id (security.py), and unsubscribing a
-channel (the same suppression a message's unsubscribe link makes: customers/consent.py)."""
+"""Customers: search by id, email, phone or name (a prefix, any case: reports/timeline.py
+`find`; sent by POST so it stays out of URLs and logs), one customer's page by an opaque id
+(security.py), and unsubscribing a channel the shop uses (the same suppression a message's
+unsubscribe link makes: customers/consent.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from omnicascade.api.console.timeline import customer_page, find
 from omnicascade.api.console.web import (
     ConsoleRoute,
     Login,
@@ -24,6 +24,8 @@ from omnicascade.customers.consent import suppress
 from omnicascade.customers.model import address_for
 from omnicascade.db.models import Customer
 from omnicascade.db.session import session_scope
+from omnicascade.reports.paging import SEARCH_MATCHES, PageError
+from omnicascade.reports.timeline import customer_page, find
 from omnicascade.vocabulary import CHANNELS
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -39,7 +41,7 @@ def _customer_id(request: Request, token: str) -> str:
 @router.get("/customers")
 async def search_page(request: Request, login: Login = Depends(signed_in)) -> Response:
     return render(request, "customers.html", login=login, nav="customers", query="",
-                  matches=None)
+                  matches=None, cap=SEARCH_MATCHES)
 
 
 @router.post("/customers")
@@ -50,13 +52,21 @@ async def search(request: Request, login: Login = Depends(signed_in)) -> Respons
     if len(ids) == 1:
         return RedirectResponse(f"/customers/{hide(ids[0])}", status_code=303)
     return render(request, "customers.html", login=login, nav="customers", query=query,
-                  matches=[{"id": i, "token": hide(i)} for i in ids])
+                  matches=[{"id": i, "token": hide(i)} for i in ids], cap=SEARCH_MATCHES)
 
 
 @router.get("/customers/{token}")
 async def customer(token: str, request: Request, login: Login = Depends(signed_in)) -> Response:
     customer_id = _customer_id(request, token)
-    data = await read(request, lambda s: customer_page(customer_id, session=s))
+    cursor = request.query_params.get("cursor") or None
+    settings = settings_of(request)
+    configured = [ch for ch in CHANNELS if settings.provider_for(ch) != "outbox"]
+    try:
+        data = await read(request, lambda s: customer_page(customer_id, session=s,
+                                                           cursor=cursor,
+                                                           configured=configured))
+    except PageError as exc:
+        raise Refused(400, "Bad page", str(exc)) from None
     return render(request, "customer.html", login=login, nav="customers", token=token,
                   done=request.query_params.get("done"), **data)
 

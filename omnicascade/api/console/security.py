@@ -3,14 +3,21 @@
 - **Password**: OMNICASCADE_CONSOLE_PASSWORD (config.py SECRETS: generated 0600 into the
   state directory in development, a placeholder refused in production), compared in
   constant time (both sides hashed first, so not even its length leaks).
-- **Session**: a stateless cookie `<id>.<expiry>.<HMAC>` — HttpOnly, SameSite=Strict, Secure
-  over HTTPS — signed with a key derived from the webhook secret *and* the password: a new
-  password logs every session out. Any number of API processes accept it; it expires after
-  `console_session_s`.
+- **Session** (sessions.py): a random token in a cookie — HttpOnly, SameSite=Strict, Secure
+  over HTTPS — naming a row of console_sessions (stored as its keyed hash). Log out deletes
+  the row, so a copied cookie is refused afterwards; `omnicascade console logout-all` and a
+  new password end every session; a session ends `console_session_s` after the login and
+  `console_idle_s` after its last request. Any number of API processes share them.
+- **Keys**: derived from OMNICASCADE_SESSION_SECRET (until it is set, the webhook secret)
+  *and* the password. The secret rotates (`new,old`): new sessions and new customer URLs
+  use the first key; sessions and URLs made under any listed key keep working.
 - **CSRF**: every form carries HMAC(key, session id); the login form, before any session,
   HMAC(key, a random pre-login cookie). A POST without the right one is refused (403).
-- **Login rate limit**: a few failures per client address and window, and a global cap
-  against guessing from many addresses; while limited even the right password is refused.
+- **Login rate limit** (throttle.py): 5 attempts per client address per 5 minutes, counted
+  in the database before the password is checked (any concurrency, any number of API
+  processes); while limited even the right password is refused. A flood from many
+  addresses slows every login and cuts each address to one try, but never refuses an
+  address with no failures of its own.
 - **Opaque ids**: a customer's page is `/customers/<token>`, the id encrypted with AES-SIV
   (deterministic: one URL per customer; authenticated: a forged token is a 404), so no
   email, phone or customer id — which shops often make of an email — lands in a URL, a log
@@ -26,11 +33,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-import secrets
-import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
@@ -75,70 +78,9 @@ class Keys:
 
 
 @dataclass
-class Sessions:
-    keys: Keys
-    ttl_s: float
-    clock: Callable[[], float] = time.time
-
-    def issue(self) -> str:
-        sid = secrets.token_urlsafe(18)
-        expires = str(int(self.clock() + self.ttl_s))
-        return f"{sid}.{expires}.{_mac(self.keys.session, 'session', sid, expires)}"
-
-    def open(self, cookie: str | None) -> str | None:
-        """The session id of a genuine, unexpired cookie, else None."""
-        parts = (cookie or "").split(".")
-        if len(parts) != 3 or not parts[1].isdigit():
-            return None
-        sid, expires, mac = parts
-        if not hmac.compare_digest(mac.encode("ascii", "replace"),
-                                   _mac(self.keys.session, "session", sid, expires).encode()):
-            return None
-        return sid if int(expires) > self.clock() else None
-
-    def csrf(self, sid: str) -> str:
-        return _mac(self.keys.session, "csrf", sid)
-
-    def login_csrf(self, nonce: str) -> str:
-        return _mac(self.keys.session, "login-csrf", nonce)
-
-
-@dataclass
-class LoginLimiter:
-    """At most `attempts` failed logins per client address in `window_s`, and
-    `global_attempts` in all; a success clears the address's failures."""
-    attempts: int = 5
-    window_s: float = 300.0
-    global_attempts: int = 100
-    clock: Callable[[], float] = time.monotonic
-    failures: dict[str, deque[float]] = field(default_factory=dict)
-
-    def _recent(self, who: str) -> deque[float]:
-        seen = self.failures.setdefault(who, deque())
-        while seen and seen[0] <= self.clock() - self.window_s:
-            seen.popleft()
-        return seen
-
-    def retry_after(self, who: str) -> int:
-        """Seconds to wait before `who` may try again (0: now)."""
-        waits = [seen[0] + self.window_s - self.clock()
-                 for key, limit in ((who, self.attempts), ("*", self.global_attempts))
-                 if len(seen := self._recent(key)) >= limit]
-        return int(max(waits) + 1) if waits else 0
-
-    def failed(self, who: str) -> None:
-        if len(self.failures) > 10_000:  # addresses forgotten: memory stays bounded
-            self.failures = {"*": self.failures.get("*", deque())}
-        for key in (who, "*"):
-            self._recent(key).append(self.clock())
-
-    def succeeded(self, who: str) -> None:
-        self.failures.pop(who, None)
-
-
-@dataclass
 class OpaqueIds:
-    key: bytes
+    key: bytes  # hides: the session secret's first key's
+    old: tuple[bytes, ...] = ()  # reveal too: the other listed keys' (old URLs keep working)
 
     def hide(self, customer_id: str) -> str:
         sealed = AESSIV(self.key).encrypt(customer_id.encode(), [b"customer"])
@@ -147,6 +89,11 @@ class OpaqueIds:
     def reveal(self, token: str) -> str | None:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            return AESSIV(self.key).decrypt(raw, [b"customer"]).decode()
-        except (ValueError, InvalidTag, binascii.Error, UnicodeError):
+        except (ValueError, binascii.Error):
             return None
+        for key in (self.key, *self.old):
+            try:
+                return AESSIV(key).decrypt(raw, [b"customer"]).decode()
+            except (ValueError, InvalidTag, UnicodeError):
+                continue
+        return None

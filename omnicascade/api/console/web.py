@@ -18,14 +18,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 
 from omnicascade.api.console.filters import FILTERS
-from omnicascade.api.console.security import (
-    PAGE_HEADERS,
-    Keys,
-    LoginLimiter,
-    OpaqueIds,
-    Sessions,
-    same,
-)
+from omnicascade.api.console.security import PAGE_HEADERS, Keys, OpaqueIds, same
+from omnicascade.api.console.sessions import Sessions
+from omnicascade.api.console.throttle import LoginLimiter
 from omnicascade.api.http import ApiError, read_body, read_only
 from omnicascade.config import Settings
 from omnicascade.errors import ConfigError, NotFound
@@ -53,14 +48,18 @@ class Console:
     limiter: LoginLimiter
 
     @classmethod
-    def create(cls, settings: Settings, secret: str) -> Console:
+    def create(cls, settings: Settings) -> Console:
         try:
-            password: str | None = settings.resolved_console_password(create=True)
+            password: str | None = settings.resolved("console_password", create=True)
         except ConfigError:  # production without a password: the console stays off
             password = None
-        keys = Keys.derive(secret, password or "")
-        return cls(password, Sessions(keys, settings.console_session_s), OpaqueIds(keys.ids),
-                   LoginLimiter())
+        # one set of keys per key of the session secret, newest first (sessions.py)
+        keys = [Keys.derive(secret, password or "")
+                for secret in settings.keys("session_secret", create=True)]
+        sessions = Sessions(settings.db_url, keys, settings.console_session_s,
+                            settings.console_idle_s)
+        ids = OpaqueIds(keys[0].ids, tuple(k.ids for k in keys[1:]))
+        return cls(password, sessions, ids, LoginLimiter(settings.db_url))
 
 
 def console_of(request: Request) -> Console:
@@ -114,15 +113,15 @@ def to_login(request: Request) -> Response:
     return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
 
 
-def signed_in(request: Request) -> Login:
-    """The route's dependency: the session of a genuine, unexpired cookie."""
+async def signed_in(request: Request) -> Login:
+    """The route's dependency: the live session of the cookie (sessions.py)."""
     console = console_of(request)
     if console.password is None:
         raise LoginNeeded()
-    sid = console.sessions.open(request.cookies.get(COOKIE))
-    if sid is None:
+    opened = await console.sessions.open(request.cookies.get(COOKIE))
+    if opened is None:
         raise LoginNeeded()
-    return Login(sid, console.sessions.csrf(sid))
+    return Login(opened.sid, console.sessions.csrf(opened))
 
 
 async def form(request: Request, expected_csrf: str | None) -> dict[str, str]:

@@ -52,6 +52,7 @@ from omnicascade.campaign.templates.limits import (
     pre_checks,
     refuse_if,
 )
+from omnicascade.telemetry import RENDER_REFUSALS
 
 TEMPLATE_FILE = "<template>"  # the file name jinja2 gives code compiled from a string
 
@@ -106,6 +107,9 @@ def budgeted() -> Iterator[Budget]:
     sys.settrace(calls)
     try:
         yield budget
+    except BudgetExceeded:
+        RENDER_REFUSALS.inc()  # the operator sees a template that keeps hitting the limit
+        raise
     finally:
         sys.settrace(previous_trace)
         _current.budget = previous_budget

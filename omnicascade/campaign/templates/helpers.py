@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from babel.core import UnknownLocaleError
@@ -13,6 +14,8 @@ from babel.numbers import format_currency
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
+from omnicascade.config import load_settings
+
 
 def _locale(ctx: Context) -> str:
     customer = ctx.get("customer") or {}
@@ -20,12 +23,15 @@ def _locale(ctx: Context) -> str:
 
 
 @pass_context
-def money(ctx: Context, amount: Any, currency: str = "EUR") -> str:
-    """{{ 1234.5 | money("EUR") }} → "1.234,50 €" for de-DE, "€1,234.50" for en-US."""
+def money(ctx: Context, amount: Any, currency: str | None = None) -> str:
+    """{{ 1234.5 | money("EUR") }} → "1.234,50 €" for de-DE, "€1,234.50" for en-US. With no
+    currency: the shop's, OMNICASCADE_COST_CURRENCY (the one default currency)."""
+    code = str(currency or load_settings().cost_currency).upper()
+    value = amount if isinstance(amount, Decimal) else Decimal(str(float(amount)))
     try:
-        return format_currency(float(amount), str(currency).upper(), locale=_locale(ctx))
+        return format_currency(value, code, locale=_locale(ctx))
     except (UnknownLocaleError, ValueError):
-        return format_currency(float(amount), str(currency).upper(), locale="en_US")
+        return format_currency(value, code, locale="en_US")
 
 
 @pass_context

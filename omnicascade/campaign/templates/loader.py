@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,74 @@ REQUIRED = {"email": ("body", "subject"), "sms": ("body",), "whatsapp": ("body",
 OPTIONAL = {"email": ("html",), "whatsapp": (whatsapp.PART,)}
 
 
-def templates_dir(spec: CampaignSpec, yaml_path: Path) -> Path:
+Use = tuple[tuple[Any, ...], str, str]  # (yaml location of `template:`, name, channel)
+
+
+@dataclass(frozen=True)
+class TemplateUses:
+    """What checking a campaign's templates needs from it: where they are, which are used
+    on which channel, and the trigger (its sample data). Read from the validated spec, or,
+    when the YAML has problems, from whatever of it is well-formed (`uses_in`): validate
+    then reports the template problems in the same run as the YAML's."""
+    templates_dir: str | None
+    uses: list[Use]
+    has_trigger: bool
+    example: dict[str, Any] | None
+
+
+def templates_dir(spec: CampaignSpec | TemplateUses, yaml_path: Path) -> Path:
     base = yaml_path.parent
     return (base / spec.templates_dir) if spec.templates_dir else base / "templates"
+
+
+def uses_of(spec: CampaignSpec) -> TemplateUses:
+    return TemplateUses(spec.templates_dir, _uses(spec), spec.trigger is not None,
+                        spec.trigger.example if spec.trigger else None)
+
+
+def uses_in(data: Any) -> TemplateUses | None:
+    """The template uses of a campaign file that did not validate, as far as they can be
+    read safely (a step whose channel or template name is itself wrong is left out: the
+    YAML's problems already name it). None when even the templates folder is wrong."""
+    from omnicascade.campaign.model import _example, _inside
+    from omnicascade.campaign.steps import _plain_name
+    data = data if isinstance(data, dict) else {}
+    folder = data.get("templates_dir")
+    try:
+        folder = _inside(folder) if isinstance(folder, str) or folder is None else ""
+    except ValueError:
+        folder = ""
+    if folder == "":
+        return None
+
+    def steps(loc: tuple[Any, ...], items: Any) -> list[Use]:
+        out: list[Use] = []
+        for i, step in enumerate(items if isinstance(items, list) else []):
+            name, channel = (step.get("template"), step.get("channel")) \
+                if isinstance(step, dict) else (None, None)
+            try:
+                if isinstance(name, str) and isinstance(channel, str) and \
+                        channel in REQUIRED and _plain_name(name):
+                    out.append(((*loc, i, "template"), name, str(channel)))
+            except ValueError:
+                continue
+        return out
+    uses = steps(("steps",), data.get("steps")) + \
+        steps(("after_conversion",), data.get("after_conversion"))
+    experiment = data.get("experiment")
+    variants = experiment.get("variants") if isinstance(experiment, dict) else None
+    for name, variant in (variants.items() if isinstance(variants, dict) else ()):
+        if isinstance(variant, dict):
+            uses += steps(("experiment", "variants", name, "steps"), variant.get("steps"))
+    trigger = data.get("trigger")
+    example = None
+    if isinstance(trigger, dict):
+        try:
+            example = _example(trigger.get("example"))
+        except ValueError:
+            example = None
+    return TemplateUses(folder, uses, isinstance(trigger, dict),
+                        example if isinstance(example, dict) else None)
 
 
 def _outside(path: Path, folder: Path) -> bool:
@@ -38,9 +104,9 @@ def _outside(path: Path, folder: Path) -> bool:
         return True
 
 
-def _uses(spec: CampaignSpec) -> list[tuple[tuple[Any, ...], str, str]]:
+def _uses(spec: CampaignSpec) -> list[Use]:
     """(yaml location of the `template:` value, template name, channel) for every use."""
-    uses: list[tuple[tuple[Any, ...], str, str]] = [
+    uses: list[Use] = [
         (("steps", i, "template"), s.template, s.channel) for i, s in enumerate(spec.steps)]
     uses += [(("after_conversion", i, "template"), f.template, f.channel)
              for i, f in enumerate(spec.after_conversion)]
@@ -52,18 +118,18 @@ def _uses(spec: CampaignSpec) -> list[tuple[tuple[Any, ...], str, str]]:
     return uses
 
 
-def _check_source(path: Path, source: str, spec: CampaignSpec,
+def _check_source(path: Path, source: str, spec: TemplateUses,
                   attributes: KnownAttributes | None) -> list[Problem]:
     try:
         ast = parse(source)
     except TemplateSyntaxError as exc:
         return [Problem(str(path), exc.lineno, None, f"template syntax error: {exc.message}")]
-    example = spec.trigger.example if spec.trigger else None
+    example = spec.example
     if (why := over_budget(source, example)) is not None:
         return [Problem(str(path), None, None, f"cannot render: {why} (README, Templates: limits)")]
     unknown = meta.find_undeclared_variables(ast) - CONTEXT_NAMES - GLOBALS
     problems = _private_names(path, ast)
-    problems += check_references(str(path), source, ast, has_trigger=spec.trigger is not None,
+    problems += check_references(str(path), source, ast, has_trigger=spec.has_trigger,
                                  example=example, attributes=attributes)
     for name in sorted(unknown):
         # The line of the first use, not of the first text that merely contains the name.
@@ -75,11 +141,12 @@ def _check_source(path: Path, source: str, spec: CampaignSpec,
     return problems
 
 
-def load_templates(spec: CampaignSpec, data: Any, yaml_path: Path,
+def load_templates(campaign: CampaignSpec | TemplateUses, data: Any, yaml_path: Path,
                    attributes: KnownAttributes | None = None,
                    ) -> tuple[dict[str, dict[str, str]], list[Problem]]:
     """Every template the campaign uses, checked; `attributes`: the customer attribute
     names a send can find (None: unknown, customer.<attr> is not checked)."""
+    spec = campaign if isinstance(campaign, TemplateUses) else uses_of(campaign)
     folder = templates_dir(spec, yaml_path)
     loaded: dict[str, dict[str, str]] = {}
     problems: list[Problem] = []
@@ -90,7 +157,7 @@ def load_templates(spec: CampaignSpec, data: Any, yaml_path: Path,
                                 f"the templates folder {folder} is outside the campaign's "
                                 f"folder {home}: a campaign reads only its own files")]
     inside = folder.resolve()
-    for loc, name, channel in _uses(spec):
+    for loc, name, channel in spec.uses:
         line, col = position(data, loc, key_itself=False) or (None, None)
         parts = loaded.setdefault(name, {})
         for part in REQUIRED[channel] + OPTIONAL.get(channel, ()) + tuple(parts):
@@ -121,7 +188,7 @@ def load_templates(spec: CampaignSpec, data: Any, yaml_path: Path,
     return loaded, problems
 
 
-def _check_content(path: Path, source: str, spec: CampaignSpec,
+def _check_content(path: Path, source: str, spec: TemplateUses,
                    attributes: KnownAttributes | None) -> list[Problem]:
     """A content template file; each variable checked as a template, its problems placed
     at the variable's line (and column, for a problem on its first line) in the file."""

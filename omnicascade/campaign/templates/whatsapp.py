@@ -10,7 +10,10 @@ its Content SID and fills its numbered placeholders from ContentVariables. Each 
 is rendered like every other template (the sandbox, StrictUndefined, the render budget).
 With this file a whatsapp step always sends the template; without it, the step sends its
 free-form body (`<name>.txt.j2`), which WhatsApp accepts only inside the 24 h
-customer-service window (activities/deliver.py decides, cascade/conversations.py knows).
+customer-service window: `needs_window` is a fact of the one send decision
+(cascade/decision.py skips the step `window_closed`; cascade/conversations.py knows the
+window), so the deliver activity and `campaign preview` see it alike. The renderer only
+renders.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ SUFFIX = ".whatsapp.yaml"
 CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
 VARIABLE_KEY = re.compile(r"[A-Za-z0-9_]{1,64}")
 KEYS = ("content_sid", "variables")
+# The channel's last word on a message that carries neither a template nor the decision's
+# "window open" (twilio_whatsapp.py): never reached through the deliver activity.
 NO_TEMPLATE_OUTSIDE_WINDOW = ("whatsapp: no approved template (content_sid) and the 24 h "
                               "customer-service window is closed")
 
@@ -112,14 +117,19 @@ def render_content(source: str, context: dict[str, Any], *, template: str) -> di
     return {"content_sid": content.sid, "content_variables": variables}
 
 
-def message_data(parts: dict[str, str], context: dict[str, Any], *, template: str,
-                 window_open: bool | None) -> dict[str, Any]:
+def needs_window(channel: str, parts: dict[str, str]) -> bool:
+    """Whether a step sends WhatsApp's free-form body, which goes out only inside the 24 h
+    window: a whatsapp step whose template has no approved content file."""
+    return channel == "whatsapp" and PART not in parts
+
+
+def message_data(parts: dict[str, str], context: dict[str, Any], *,
+                 template: str) -> dict[str, Any]:
     """Message.data of a whatsapp step: the approved template when the campaign has one,
-    else the free-form body, allowed only inside the 24 h window (RenderError outside)."""
+    else the free-form body — which the send decision lets through only while the window
+    is open (`needs_window`), so it is marked open for the channel."""
     if PART in parts:
         return render_content(parts[PART], context, template=template)
-    if not window_open:
-        raise RenderError(NO_TEMPLATE_OUTSIDE_WINDOW)
     return {"window_open": True}
 
 
@@ -127,9 +137,9 @@ def describe(parts: dict[str, str]) -> str:
     """What a whatsapp step with these template parts sends, for `campaign validate`."""
     source = parts.get(PART)
     if source is None:
-        return ("free-form body only inside the 24 h customer-service window (the step "
-                f"fails for a customer who has not written to us in 24 h; add a {SUFFIX} "
-                "with an approved content_sid to reach everyone)")
+        return ("free-form body only inside the 24 h customer-service window (the step is "
+                "skipped, window_closed, for a customer who has not written to us in 24 h; "
+                f"add a {SUFFIX} with an approved content_sid to reach everyone)")
     content = read_content(source)
     n = len(content.variables)
     return f"template {content.sid} with {n} variable{'' if n == 1 else 's'}"

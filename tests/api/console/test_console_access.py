@@ -19,7 +19,7 @@ from omnicascade.config import Settings, load_settings
 from omnicascade.db.models import OutboxMessage, Suppression
 from omnicascade.db.session import session_scope
 from omnicascade.errors import ConfigError
-from omnicascade.reports.runs import status_of
+from omnicascade.reports.run_views import status_of
 from tests.helpers.api import SECRET
 from tests.helpers.campaigns import FULL
 from tests.helpers.cascades import add_customers, enroll
@@ -57,7 +57,8 @@ async def test_pages_need_a_login_and_carry_a_strict_policy(http: httpx.AsyncCli
     assert " style=" not in r.text and "<style" not in r.text
     spec = (await http.get("/openapi.json")).json()
     assert not [p for p in spec["paths"] if not p.startswith(("/v1", "/u/", "/webhooks",
-                                                               "/health"))]
+                                                               "/health", "/ready",
+                                                               "/metrics"))]
 
 
 async def test_the_right_password_gets_a_strict_session_cookie(http: httpx.AsyncClient) -> None:
@@ -135,10 +136,9 @@ async def test_an_expired_or_forged_session_is_refused(http: httpx.AsyncClient) 
     await signed_in_csrf(http)
     sessions = http.app.state.console.sessions  # type: ignore[attr-defined]
     cookie = http.cookies["oc_session"]
-    sid, expires, mac = cookie.split(".")
-    assert int(expires) - time.time() == pytest.approx(43_200, abs=5)
-    for forged in (f"{sid}.{int(expires) + 3600}.{mac}", f"{sid}x.{expires}.{mac}",
-                   f"{sid}.{expires}.{'0' * 64}", "garbage", ""):
+    assert len(cookie) >= 43 and "." not in cookie  # a random token, nothing readable
+    flipped = cookie[:-1] + ("A" if cookie[-1] != "A" else "B")
+    for forged in (flipped, cookie + "x", cookie[:-1], "garbage", "", cookie * 10):
         http.cookies.set("oc_session", forged, domain="console.test")
         assert (await http.get("/")).status_code == 303, forged
     http.cookies.set("oc_session", cookie, domain="console.test")
@@ -152,7 +152,7 @@ async def test_an_expired_or_forged_session_is_refused(http: httpx.AsyncClient) 
 
 async def test_login_attempts_are_rate_limited(http: httpx.AsyncClient) -> None:
     limiter = http.app.state.console.limiter  # type: ignore[attr-defined]
-    now = [1000.0]
+    now = [time.time()]
     limiter.clock = lambda: now[0]
     for _ in range(limiter.attempts):
         assert (await login(http, "guess")).status_code == 401
@@ -177,8 +177,8 @@ async def test_customer_pages_have_opaque_ids_and_search_is_a_post(
     assert page.status_code == 200 and "ada@example.com" in page.text
     tampered = url[:-2] + ("AA" if url[-2:] != "AA" else "BB")
     assert (await http.get(tampered)).status_code == 404
-    r = await http.post("/customers", data={"csrf": csrf, "q": "ada"})  # exact match only
-    assert r.status_code == 200 and "No customer has exactly that" in r.text
+    r = await http.post("/customers", data={"csrf": csrf, "q": "zed"})  # a prefix of nobody
+    assert r.status_code == 200 and "starts with that" in r.text
     r = await http.post(url + "/unsubscribe", data={"csrf": csrf, "channel": "email"})
     assert r.status_code == 303
     with session_scope(console_settings.db_url) as s:
