@@ -10,8 +10,9 @@ Per table (every column that can hold personal data or the customer id):
   customer id replaced by one random tombstone per erasure ("erased:<hex>": the person's
   rows still count as one customer, and nothing links the tombstone back to them);
   enrollments lose their trigger data and entry/match keys, deliveries their address,
-  conversions and events their `data` (conversions their order id too), outbox messages
-  their address, subject, title and bodies; a delivery's reason loses any address in it;
+  conversions and events their `data` (conversions their order id too) and their event ids
+  (keyed hashes: a shop's id may spell the person), outbox messages their address,
+  subject, title and bodies; a delivery's reason loses any address in it;
 - delivery_events of the person's messages, and inbound messages from their numbers:
   address and `data` removed (the event itself stays: engagement counts).
 
@@ -74,6 +75,20 @@ class ErasureOutcome:
         if self.workflows_pending:
             body["workflows_pending"] = self.workflows_pending
         return body
+
+
+def _hide_event_ids(settings: Settings, customer_id: str, *, session: Session) -> None:
+    """A shop's event ids may spell the person ("cart-chloe-A1"): each becomes one keyed hash
+    wherever it occurs, so ids stay unique and linked, and say nothing."""
+    def hidden(event_id: str | None) -> str | None:
+        return event_id and f"erased:{subject_hash(settings, 'event', event_id)[:32]}"
+    for row in [*session.scalars(select(InboundEvent).where(
+            InboundEvent.customer_id == customer_id)), *session.scalars(select(
+            ConversionEvent).where(ConversionEvent.customer_id == customer_id))]:
+        row.event_id = hidden(row.event_id) or row.event_id
+    for e in session.scalars(select(Enrollment).where(Enrollment.customer_id == customer_id)):
+        e.trigger_event_id, e.conversion_event_id = map(hidden, (e.trigger_event_id,
+                                                                 e.conversion_event_id))
 
 
 def hold(customer_id: str, *, session: Session) -> None:
@@ -189,6 +204,7 @@ def erase_rows(settings: Settings, customer_id: str, via: str, *,
     live = [e.id for e in enrollments if e.status in LIVE_ENROLLMENT]
     ended = lifecycle.end_live(session=session, status=EnrollmentStatus.ERASED,
                                reason=ERASED_REASON, enrollment_ids=live) if live else 0
+    _hide_event_ids(settings, customer_id, session=session)
     rows["enrollments"] = _count(session.execute(
         update(Enrollment).where(Enrollment.customer_id == customer_id).values(
             customer_id=tomb, event_data=None, entry_key=None, match_key=None)))

@@ -69,7 +69,7 @@ async def person_everywhere(settings: Settings, campaign: Any) -> str:
     with session_scope(settings.db_url) as s:
         s.get(Enrollment, mine.id).event_data = {"cart": "Zeldaquux's cart"}  # the trigger's
         lifecycle.finish(mine.id, EnrollmentStatus.CONVERTED, session=s,
-                         conversion_event_id="conv-zq-1")
+                         conversion_event_id="order-zeldaquux-1")
     return run_id
 
 

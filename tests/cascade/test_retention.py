@@ -82,7 +82,7 @@ async def test_a_prune_drops_bodies_and_payloads_and_leaves_reports_alone(
         assert all(e.data is None for e in s.scalars(select(DeliveryEvent)))
         assert {e.event for e in s.scalars(select(DeliveryEvent))} == {"delivered", "reply"}
         events = {e.event_id: e.data for e in s.scalars(select(InboundEvent))}
-        assert events == {"ev-zq-1": None, "ev-waiting": {"cart": "kept"}}
+        assert events == {"view-zeldaquux-1": None, "ev-waiting": {"cart": "kept"}}
         page = outbox_page(session=s, customer_id=PERSON["id"])
         show = customer_show(PERSON["id"], session=s)
         timeline = customer_page(PERSON["id"], session=s)

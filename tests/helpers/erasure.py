@@ -120,14 +120,15 @@ async def found_in_temporal(client: Client) -> set[str]:
 
 
 def personal_extras(settings: Settings, delivery_id: str) -> None:
-    """The rest of what a person leaves: a conversion and a trigger event with data,
-    provider feedback and an inbound message, a Telegram link, an unsubscribe."""
+    """The rest of what a person leaves: a conversion and a trigger event with data (and
+    event ids that spell the person, as shops' ids sometimes do), provider feedback and an
+    inbound message, a Telegram link, an unsubscribe."""
     with session_scope(settings.db_url) as s:
         record_conversion(ConversionIn(
-            event_id="conv-zq-1", type="order_placed", customer_id=PERSON["id"],
+            event_id="order-zeldaquux-1", type="order_placed", customer_id=PERSON["id"],
             order_id="order-zq", amount=Decimal("42.50"), currency="EUR",
             data={"ship_to": "Zeldaquux, 1 Main St"}), session=s)
-        store_event(EventIn(event_id="ev-zq-1", customer_id=PERSON["id"], type="page_view",
+        store_event(EventIn(event_id="view-zeldaquux-1", customer_id=PERSON["id"], type="page_view",
                             data={"email": PERSON["email"]}), session=s)
         s.add(DeliveryEvent(delivery_id=delivery_id, provider="outbox", event="delivered",
                             data={"email": PERSON["email"]}))
