@@ -20,11 +20,8 @@ def customers_erase(customer_id: str, yes: bool = YES, as_json: bool = JSON) -> 
 
     Their cascades end, their personal data leaves every table and Temporal, and their id
     and addresses are kept out of later imports and events."""
-    from temporalio.client import Client
-
     from omnicascade.cascade.erase import erase_customer
-    from omnicascade.cascade.temporal import LazyClient, connect
-    from omnicascade.errors import ConfigError
+    from omnicascade.cli.later import TemporalLater
     if not yes:
         if not sys.stdin.isatty():
             raise UserError(f"not erasing {customer_id!r}: nobody to ask (stdin is not a "
@@ -34,17 +31,7 @@ def customers_erase(customer_id: str, yes: bool = YES, as_json: bool = JSON) -> 
             raise UserError("nothing erased")
     s = settings()
     db_url(s)
-
-    class Temporal(LazyClient):  # connected only once the database half is committed
-        why = ""
-
-        async def get(self) -> Client | None:
-            try:
-                return await asyncio.wait_for(connect(self.settings), 10)
-            except (TimeoutError, ConfigError) as exc:
-                self.why = str(exc).rstrip(".") or "no answer in 10 s"
-                return None
-    temporal = Temporal(s)
+    temporal = TemporalLater(s)  # connected only once the database half is committed
     outcome = asyncio.run(erase_customer(temporal, s, customer_id, "cli"))
     if as_json:
         display.print_json(outcome.body())

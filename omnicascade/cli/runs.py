@@ -5,12 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
-
-if TYPE_CHECKING:
-    from temporalio.client import Client
 
 from omnicascade.cli import display
 from omnicascade.cli.common import (
@@ -73,22 +69,11 @@ def _control(run_id: str, action: str, drain: bool, as_json: bool) -> None:
     """Commit the change, then tell the run's cascades through Temporal (if reachable: the
     change stands either way, and every send reads the run's status first)."""
     from omnicascade.cascade.control import Action, control_run
-    from omnicascade.cascade.temporal import LazyClient, connect
-    from omnicascade.errors import ConfigError
-
-    class Temporal(LazyClient):  # connected only once the change is committed
-        why = ""
-
-        async def get(self) -> Client | None:
-            try:
-                return await asyncio.wait_for(connect(self.settings), 10)
-            except (TimeoutError, ConfigError) as exc:
-                self.why = str(exc).rstrip(".") or "no answer in 10 s"
-                return None
+    from omnicascade.cli.later import TemporalLater
     s = settings()
     db_url(s)
     act = Action.DRAIN if action == "stop" and drain else Action(action)
-    temporal = Temporal(s)
+    temporal = TemporalLater(s)  # connected only once the change is committed
     change = asyncio.run(control_run(run_id, act, s, temporal))
     if as_json:
         display.print_json(change.body())
